@@ -1,0 +1,23 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod err_type;
+pub mod data;
+pub mod error;
+mod exact;
+mod fixed_pred;
+mod guard;
+mod infer;
+pub mod loss;
+mod observer;
+mod precision;
+mod sequential;
+mod strict;
+mod util;
+
+pub use err_type::ErrType;
+pub use error::{PcError, Result};
+pub use fixed_pred::coefficients as fixed_pred_coefficients;
+pub use infer::{pc_infer, FixedPredMode, OnDiverge, PcInfer, PcOutput, PcReport, StopReason};
+pub use observer::{Iteration, Observer, Recorder};
+pub use sequential::Sequential;

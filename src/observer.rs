@@ -1,0 +1,88 @@
+//! Observers of the relaxation: the library never prints, it reports.
+
+/// What one relaxation iteration looked like; passed to [`Observer::observe`].
+///
+/// For [`ErrType::Strict`](crate::ErrType::Strict) the energy is
+/// `F(v) = ℓ(f_L(v_{L-1}), y) + ½ Σ_{l<L} ‖ε_l‖²` at the beliefs the sweep starts from;
+/// for [`ErrType::FixedPred`](crate::ErrType::FixedPred) it is
+/// `ℓ(v̂_L, y) + ½ Σ_{l<L} ‖ε_l‖²` with that sweep's prediction errors.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Iteration<'a> {
+    /// 1-based iteration (sweep) number.
+    pub iteration: usize,
+    /// The energy at the start of the sweep.
+    pub energy: f64,
+    /// `‖ε_l‖₂` for `l = 1..=L` (index `l-1`), the prediction errors of this sweep.
+    pub eps_norms: &'a [f64],
+    /// The step size used for this sweep (smaller than `eta` after backtracking).
+    pub eta: f64,
+    /// How many times this sweep's step was halved before the energy decreased.
+    pub backtracks: usize,
+}
+
+/// Receives one [`Iteration`] per relaxation sweep. The default method does nothing, so an
+/// observer implements only what it needs.
+///
+/// ```
+/// use tch2pc::{Iteration, Observer};
+/// #[derive(Default)]
+/// struct Energies(Vec<f64>);
+/// impl Observer for Energies {
+///     fn observe(&mut self, it: &Iteration<'_>) {
+///         self.0.push(it.energy);
+///     }
+/// }
+/// let mut e = Energies::default();
+/// e.observe(&Iteration::new(1, 2.5, &[0.0, 1.0], 0.1, 0));
+/// assert_eq!(e.0, [2.5]);
+/// ```
+pub trait Observer {
+    /// Called once per sweep, after the sweep's prediction errors are known.
+    fn observe(&mut self, _iteration: &Iteration<'_>) {}
+}
+
+impl<'a> Iteration<'a> {
+    /// Builds an iteration record (for tests of observers).
+    ///
+    /// ```
+    /// let it = tch2pc::Iteration::new(3, 1.0, &[0.5], 0.1, 0);
+    /// assert_eq!(it.iteration, 3);
+    /// ```
+    pub fn new(iteration: usize, energy: f64, eps_norms: &'a [f64], eta: f64, backtracks: usize) -> Self {
+        Iteration {
+            iteration,
+            energy,
+            eps_norms,
+            eta,
+            backtracks,
+        }
+    }
+}
+
+/// An observer that records everything: energies and per-layer error norms per sweep.
+///
+/// ```
+/// use tch2pc::{Observer, Recorder, Iteration};
+/// let mut r = Recorder::default();
+/// r.observe(&Iteration::new(1, 3.0, &[1.0, 2.0], 0.1, 0));
+/// assert_eq!(r.energy, [3.0]);
+/// assert_eq!(r.eps_norms, [vec![1.0, 2.0]]);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recorder {
+    /// Energy per sweep.
+    pub energy: Vec<f64>,
+    /// `‖ε_l‖₂` per sweep, `l = 1..=L`.
+    pub eps_norms: Vec<Vec<f64>>,
+    /// Step size per sweep.
+    pub eta: Vec<f64>,
+}
+
+impl Observer for Recorder {
+    fn observe(&mut self, it: &Iteration<'_>) {
+        self.energy.push(it.energy);
+        self.eps_norms.push(it.eps_norms.to_vec());
+        self.eta.push(it.eta);
+    }
+}

@@ -1,0 +1,256 @@
+//! Strict predictive coding: gradient descent on the energy
+//! `F(v) = ℓ(f_L(v_{L-1}), y) + ½ Σ_{l<L} ‖f_l(v_{l-1}) - v_l‖²`.
+//!
+//! A sweep of the seed evaluates every term at the beliefs it starts from, so it is one
+//! exact gradient step `v_l ← v_l - η ∂F/∂v_l = v_l + η (ε_l - J_{l+1}(v_l)ᵀ ε_{l+1})`.
+//! Here a sweep is one forward pass over layers `2..=L` (layer 1's prediction `f_1(x)` never
+//! changes) building `F`, and one backward pass for `∂F/∂v_l` of all layers at once. The
+//! parameter updates are computed once, at the end, from the forward pass at the final
+//! beliefs. The values are those of the seed bit for bit: `∂F/∂v_l` is `-(ε_l - Jᵀε_{l+1})`
+//! computed by the same kernels.
+
+use crate::err_type::ErrType;
+use crate::error::{PcError, Result};
+use crate::infer::{check_vinit_shapes, Ctx, OnDiverge, PcReport, Raw, StopReason};
+use crate::observer::Iteration;
+use crate::util;
+use tch::Tensor;
+
+/// The forward half of a sweep at beliefs `v`.
+struct Eval {
+    /// Leaves holding `v_l`, `l = 1..L-1` (index `l`; index 0 unused).
+    leaves: Vec<Tensor>,
+    /// `f_l(v_{l-1})`, `l = 2..=L` (index `l`; 0 and 1 unused).
+    preds: Vec<Tensor>,
+    /// `ε_l = f_l(v_{l-1}) - v_l`, `l = 1..L-1`, with graph.
+    diffs: Vec<Tensor>,
+    /// `F(v)`, with graph.
+    energy: Tensor,
+    /// `F(v)` as a number.
+    value: f64,
+}
+
+fn forward(ctx: &Ctx<'_, '_>, v: &[Tensor], vhat1: &Tensor) -> Result<Eval> {
+    let layers = ctx.layers();
+    let mut leaves = vec![Tensor::default()];
+    for vl in &v[1..layers] {
+        leaves.push(util::leaf(vl)?);
+    }
+    let mut preds = vec![Tensor::default(), Tensor::default()];
+    for l in 2..=layers {
+        preds.push(ctx.apply(l, &leaves[l - 1])?);
+    }
+    let mut energy = ctx.loss(&preds[layers])?;
+    let mut diffs = vec![Tensor::default()];
+    let mut half_sq: Option<Tensor> = None;
+    for l in 1..layers {
+        let pred = if l == 1 { vhat1 } else { &preds[l] };
+        let d = pred.f_sub(&leaves[l])?;
+        let sq = d.f_square()?.f_sum(None::<tch::Kind>)?;
+        half_sq = Some(match half_sq {
+            None => sq,
+            Some(s) => s.f_add(&sq)?,
+        });
+        diffs.push(d);
+    }
+    if let Some(s) = half_sq {
+        energy = energy.f_add(&s.f_mul_scalar(0.5)?)?;
+    }
+    let value = energy.f_detach()?.f_double_value(&[])?;
+    Ok(Eval {
+        leaves,
+        preds,
+        diffs,
+        energy,
+        value,
+    })
+}
+
+/// The backward half: `(ε, ∂F/∂v_l)` with `ε = [0, ε_1, …, ε_L]` detached.
+fn backward(ev: Eval, layers: usize) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
+    let mut inputs = vec![ev.preds[layers].shallow_clone()];
+    inputs.extend(ev.leaves[1..].iter().map(|t| t.shallow_clone()));
+    let mut g = util::grads(&[ev.energy], &inputs, false)?.into_iter();
+    let eps_top = util::or_zeros(g.next().unwrap_or_default(), &ev.preds[layers])?;
+    let mut eps = vec![Tensor::default()];
+    for d in &ev.diffs[1..] {
+        eps.push(d.f_detach()?);
+    }
+    eps.push(eps_top);
+    let mut grad = vec![Tensor::default()];
+    for leaf in &ev.leaves[1..] {
+        grad.push(util::or_zeros(g.next().unwrap_or_default(), leaf)?);
+    }
+    Ok((eps, grad))
+}
+
+pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
+    let layers = ctx.layers();
+    // Feed-forward pass: layer 1 with graph (reused for its parameter update, since its
+    // input x is clamped), the others without.
+    let h1 = ctx.apply(1, &ctx.x)?;
+    let mut vhat = vec![ctx.x.shallow_clone(), h1.f_detach()?];
+    tch::no_grad(|| -> Result<()> {
+        for l in 2..=layers {
+            let out = ctx.apply(l, &vhat[l - 1])?;
+            vhat.push(out);
+        }
+        Ok(())
+    })?;
+    let (loss, dldy) = ctx.loss_and_grad(&vhat[layers])?;
+    let mut v: Vec<Tensor> = match &ctx.vinit {
+        Some(v0) => {
+            check_vinit_shapes(v0, &vhat)?;
+            v0.iter().map(|t| t.f_detach()).collect::<std::result::Result<_, _>>()?
+        }
+        None => vhat.iter().map(|t| t.shallow_clone()).collect(),
+    };
+    v[0] = ctx.x.shallow_clone();
+    if layers == 1 {
+        return single_layer(ctx, vhat, loss, dldy, v, &h1);
+    }
+
+    let eta = ctx.eta;
+    let mut step = eta;
+    let mut ev = forward(ctx, &v, &vhat[1])?;
+    let initial = ev.value;
+    if !initial.is_finite() {
+        return Err(PcError::NonFiniteBeliefs { iteration: 1, energy: initial });
+    }
+    let mut energy = Vec::with_capacity(ctx.n);
+    let mut backtracks = 0;
+    let mut stop = StopReason::MaxIterations;
+    let mut iterations = 0;
+    let mut last_eps: Vec<Tensor> = Vec::new();
+    let mut halvings_here = 0;
+    for k in 1..=ctx.n {
+        let e_k = ev.value;
+        energy.push(e_k);
+        let (eps, grad) = backward(ev, layers)?;
+        if let Some(obs) = ctx.observer.as_deref_mut() {
+            let norms: Vec<f64> = eps[1..].iter().map(util::norm).collect::<Result<_>>()?;
+            obs.observe(&Iteration::new(k, e_k, &norms, step, halvings_here));
+        }
+        last_eps = eps;
+        halvings_here = 0;
+        // Propose v - step·∂F/∂v; with Backtrack, halve the step until F decreases.
+        let (next_v, next_ev, change) = loop {
+            let mut next_v = v.iter().map(|t| t.shallow_clone()).collect::<Vec<_>>();
+            let mut change: f64 = 0.0;
+            for l in 1..layers {
+                let dv = grad[l].f_mul_scalar(step)?;
+                if ctx.tol.is_some() {
+                    let scale = util::max_abs(&v[l])?;
+                    change = change.max(util::max_abs(&dv)? / if scale > 0.0 { scale } else { 1.0 });
+                }
+                next_v[l] = v[l].f_sub(&dv)?;
+            }
+            let next_ev = forward(ctx, &next_v, &vhat[1])?;
+            let e = next_ev.value;
+            match ctx.on_diverge {
+                OnDiverge::Error => {
+                    if !e.is_finite() {
+                        return Err(PcError::NonFiniteBeliefs { iteration: k, energy: e });
+                    }
+                    if e > initial + ctx.divergence_tolerance * initial.abs() {
+                        return Err(PcError::Diverged {
+                            iteration: k,
+                            energy: e,
+                            initial_energy: initial,
+                            eta: step,
+                        });
+                    }
+                    break (next_v, Some(next_ev), change);
+                }
+                OnDiverge::Backtrack => {
+                    if e.is_finite() && e <= e_k {
+                        break (next_v, Some(next_ev), change);
+                    }
+                    step *= 0.5;
+                    backtracks += 1;
+                    halvings_here += 1;
+                    if step < eta * 1e-6 {
+                        break (Vec::new(), None, 0.0);
+                    }
+                }
+            }
+        };
+        match next_ev {
+            Some(e) => {
+                v = next_v;
+                ev = e;
+                iterations = k;
+            }
+            None => {
+                // No step decreases F: stay at the last accepted beliefs.
+                stop = StopReason::StepTooSmall { iteration: k };
+                ev = forward(ctx, &v, &vhat[1])?;
+                break;
+            }
+        }
+        if let Some(tol) = ctx.tol {
+            if change < tol {
+                stop = StopReason::Converged { iteration: k, change };
+                break;
+            }
+        }
+    }
+    // Parameter updates at the final beliefs with the last sweep's errors.
+    let final_energy = ev.value;
+    let mut roots = vec![util::dot(&h1, &last_eps[1])?];
+    for l in 2..=layers {
+        roots.push(util::dot(&ev.preds[l], &last_eps[l])?);
+    }
+    let grads = ctx.param_grads(&roots)?;
+    drop(ev);
+    Ok(Raw {
+        vhat,
+        loss,
+        dldy,
+        v,
+        eps: {
+            let mut e = last_eps;
+            e[0] = ctx.x.f_zeros_like()?;
+            e
+        },
+        grads,
+        report: PcReport {
+            err_type: ErrType::Strict,
+            iterations,
+            stop,
+            backtracks,
+            final_eta: step,
+            energy,
+            final_energy: Some(final_energy),
+        },
+    })
+}
+
+/// `L = 1`: no hidden beliefs; `ε_1 = ∂ℓ/∂f_1(x)` and the update is backprop's.
+fn single_layer(ctx: &mut Ctx<'_, '_>, vhat: Vec<Tensor>, loss: Tensor, dldy: Tensor, v: Vec<Tensor>, h1: &Tensor) -> Result<Raw> {
+    let value = loss.f_double_value(&[])?;
+    let norms = [util::norm(&dldy)?];
+    if let Some(obs) = ctx.observer.as_deref_mut() {
+        for k in 1..=ctx.n {
+            obs.observe(&Iteration::new(k, value, &norms, ctx.eta, 0));
+        }
+    }
+    let grads = ctx.param_grads(&[util::dot(h1, &dldy)?])?;
+    Ok(Raw {
+        vhat,
+        loss,
+        dldy: dldy.shallow_clone(),
+        v,
+        eps: vec![ctx.x.f_zeros_like()?, dldy],
+        grads,
+        report: PcReport {
+            err_type: ErrType::Strict,
+            iterations: ctx.n,
+            stop: StopReason::MaxIterations,
+            backtracks: 0,
+            final_eta: ctx.eta,
+            energy: vec![value; ctx.n],
+            final_energy: Some(value),
+        },
+    })
+}

@@ -1,0 +1,83 @@
+//! Small tensor helpers shared by the algorithms. All fallible, all dtype- and
+//! device-generic.
+
+use crate::error::Result;
+use tch::{Kind, Tensor};
+
+/// A detached copy of `t` that is a leaf requiring grad (shares storage with `t`).
+pub(crate) fn leaf(t: &Tensor) -> Result<Tensor> {
+    Ok(t.f_detach()?.f_requires_grad_(true)?)
+}
+
+/// `Σ a ⊙ b`: the scalar whose gradient with respect to `a` is `b`.
+pub(crate) fn dot(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    Ok(a.f_mul(b)?.f_sum(None::<Kind>)?)
+}
+
+/// Gradients of the sum of the scalar `roots` with respect to `inputs`; undefined tensors
+/// for inputs that the roots do not depend on.
+pub(crate) fn grads(roots: &[Tensor], inputs: &[Tensor], keep_graph: bool) -> Result<Vec<Tensor>> {
+    if inputs.is_empty() || roots.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(Tensor::f_run_backward(roots, inputs, keep_graph, false)?)
+}
+
+/// `g`, or zeros shaped like `like` when `g` is undefined.
+pub(crate) fn or_zeros(g: Tensor, like: &Tensor) -> Result<Tensor> {
+    if g.defined() {
+        Ok(g)
+    } else {
+        Ok(like.f_zeros_like()?)
+    }
+}
+
+/// An identity whose backward pass multiplies the gradient by `r`:
+/// `u = h.detach() + r (h - h.detach())`. The forward value is `h` bit for bit.
+pub(crate) fn scale_grad(h: &Tensor, r: f64) -> Result<Tensor> {
+    if r == 1.0 {
+        return Ok(h.shallow_clone());
+    }
+    let d = h.f_detach()?;
+    Ok(d.f_add(&h.f_sub(&d)?.f_mul_scalar(r)?)?)
+}
+
+/// Euclidean norm of all elements, as f64.
+pub(crate) fn norm(t: &Tensor) -> Result<f64> {
+    if t.numel() == 0 {
+        return Ok(0.0);
+    }
+    Ok(t.f_detach()?.f_norm()?.f_double_value(&[])?)
+}
+
+/// Largest absolute value, as f64.
+pub(crate) fn max_abs(t: &Tensor) -> Result<f64> {
+    if t.numel() == 0 {
+        return Ok(0.0);
+    }
+    Ok(t.f_detach()?.f_abs()?.f_max()?.f_double_value(&[])?)
+}
+
+/// Whether every element of every tensor is finite (one synchronisation).
+pub(crate) fn all_finite(ts: &[&Tensor]) -> Result<bool> {
+    let mut acc: Option<Tensor> = None;
+    for t in ts {
+        if !t.defined() || t.numel() == 0 {
+            continue;
+        }
+        let f = t.f_isfinite()?.f_all()?;
+        acc = Some(match acc {
+            None => f,
+            Some(a) => a.f_logical_and(&f)?,
+        });
+    }
+    match acc {
+        None => Ok(true),
+        Some(a) => Ok(a.f_int64_value(&[])? != 0),
+    }
+}
+
+/// Whether `k` is a floating-point dtype.
+pub(crate) fn is_float(k: Kind) -> bool {
+    matches!(k, Kind::Half | Kind::Float | Kind::Double | Kind::BFloat16)
+}

@@ -1,0 +1,137 @@
+//! Shared test helpers: the golden models, loading golden files, comparisons.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use tch::{nn, Device, Kind, Tensor};
+use tch2pc::Sequential;
+
+/// A golden file: name -> tensor.
+pub struct Golden(pub HashMap<String, Tensor>);
+
+impl Golden {
+    pub fn load(case: &str) -> Golden {
+        let path = format!("{}/tests/golden/{case}.npz", env!("CARGO_MANIFEST_DIR"));
+        let items = Tensor::read_npz(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+        Golden(items.into_iter().collect())
+    }
+    pub fn get(&self, key: &str) -> &Tensor {
+        self.0.get(key).unwrap_or_else(|| panic!("golden key {key} missing"))
+    }
+    pub fn scalar(&self, key: &str) -> f64 {
+        self.get(key).double_value(&[])
+    }
+    pub fn has(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+}
+
+/// The golden models in float64, built in a fresh VarStore on `device` with `kind`.
+pub fn build(model: &str, kind: Kind, device: Device) -> (nn::VarStore, Sequential) {
+    let mut vs = nn::VarStore::new(device);
+    vs.set_kind(kind);
+    let root = vs.root();
+    let seq = match model {
+        "mlp" => Sequential::new(&vs)
+            .add(nn::seq().add(nn::linear(&root / "0" / "0", 5, 8, Default::default())).add_fn(|x| x.tanh()))
+            .add(nn::seq().add(nn::linear(&root / "1" / "0", 8, 6, Default::default())).add_fn(|x| x.tanh()))
+            .add(nn::linear(&root / "2", 6, 3, Default::default())),
+        "cnn" => Sequential::new(&vs)
+            .add(
+                nn::seq()
+                    .add(nn::conv2d(&root / "0" / "0", 1, 3, 3, Default::default()))
+                    .add_fn(|x| x.relu().max_pool2d_default(2)),
+            )
+            .add(
+                nn::seq()
+                    .add(nn::conv2d(&root / "1" / "0", 3, 2, 3, Default::default()))
+                    .add_fn(|x| x.relu().flatten(1, -1)),
+            )
+            .add(nn::linear(&root / "2", 8, 4, Default::default())),
+        "pfree" => Sequential::new(&vs)
+            .add(nn::linear(&root / "0", 5, 7, Default::default()))
+            .add_fn(|x| x.tanh())
+            .add(nn::linear(&root / "2", 7, 6, Default::default()))
+            .add_fn(|x| x.sigmoid())
+            .add(nn::linear(&root / "4", 6, 3, Default::default())),
+        other => panic!("unknown model {other}"),
+    };
+    (vs, seq)
+}
+
+/// Copies the golden parameters into the store (converted to the store's kind and device).
+pub fn load_params(vs: &nn::VarStore, g: &Golden) {
+    let vars = vs.variables();
+    tch::no_grad(|| {
+        for (name, t) in &g.0 {
+            if let Some(p) = name.strip_prefix("param.") {
+                let mut v = vars.get(p).unwrap_or_else(|| panic!("no variable {p}")).shallow_clone();
+                v.copy_(&t.to_kind(v.kind()).to_device(v.device()));
+            }
+        }
+    });
+}
+
+/// Max |a-b| / max(max |b|, tiny).
+pub fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
+    let a = a.to_kind(Kind::Double).to_device(Device::Cpu);
+    let b = b.to_kind(Kind::Double).to_device(Device::Cpu);
+    assert_eq!(a.size(), b.size(), "shape mismatch");
+    let diff = (&a - &b).abs().max().double_value(&[]);
+    let scale = b.abs().max().double_value(&[]).max(1e-300);
+    diff / scale
+}
+
+/// Snapshot of every parameter and its grad (cloned), by name.
+pub fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor, Option<Tensor>)> {
+    let mut out: Vec<_> = vs
+        .variables()
+        .into_iter()
+        .map(|(k, v)| {
+            let g = v.grad();
+            let g = if g.defined() { Some(g.copy()) } else { None };
+            (k, v.copy(), g)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Asserts two snapshots are bit-identical.
+pub fn assert_same(a: &[(String, Tensor, Option<Tensor>)], b: &[(String, Tensor, Option<Tensor>)]) {
+    assert_eq!(a.len(), b.len());
+    for ((na, pa, ga), (nb, pb, gb)) in a.iter().zip(b) {
+        assert_eq!(na, nb);
+        assert!(pa.equal(pb), "parameter {na} changed");
+        match (ga, gb) {
+            (None, None) => {}
+            (Some(x), Some(y)) => assert!(x.equal(y), "gradient of {na} changed"),
+            _ => panic!("gradient of {na} changed definedness"),
+        }
+    }
+}
+
+/// Gradients by parameter name.
+pub fn grads(vs: &nn::VarStore) -> HashMap<String, Tensor> {
+    vs.variables().into_iter().map(|(k, v)| (k, v.grad().copy())).collect()
+}
+
+/// Backprop gradients: zero grads, loss.backward(), read.
+pub fn backprop<F: Fn(&Tensor, &Tensor) -> Tensor>(
+    vs: &nn::VarStore,
+    model: &Sequential,
+    loss: &F,
+    x: &Tensor,
+    y: &Tensor,
+) -> HashMap<String, Tensor> {
+    use tch::nn::Module;
+    for mut v in vs.trainable_variables() {
+        v.zero_grad();
+    }
+    let l = loss(&model.forward(x), y);
+    l.backward();
+    let g = grads(vs);
+    for mut v in vs.trainable_variables() {
+        v.zero_grad();
+    }
+    g
+}
