@@ -36,7 +36,9 @@ pub enum PcError {
     InvalidConfig(String),
 
     /// An error type string that is not `Strict`, `FixedPred` or `Exact`.
-    #[error("unknown error type {0:?}: expected \"Strict\", \"FixedPred\" or \"Exact\" (any case)")]
+    #[error(
+        "unknown error type {0:?}: expected \"Strict\", \"FixedPred\" or \"Exact\" (any case)"
+    )]
     UnknownErrType(String),
 
     /// A tensor has a dtype that does not fit the model or the other inputs.
@@ -116,7 +118,9 @@ pub enum PcError {
     NonFiniteLoss(f64),
 
     /// Beliefs or prediction errors became NaN or infinite during relaxation.
-    #[error("the relaxation produced non-finite beliefs at iteration {iteration} (energy {energy})")]
+    #[error(
+        "the relaxation produced non-finite beliefs at iteration {iteration} (energy {energy})"
+    )]
     NonFiniteBeliefs {
         /// 1-based relaxation iteration at which it was detected.
         iteration: usize,

@@ -27,7 +27,10 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     }
     let grads: Vec<Tensor> = g.collect();
     Ok(Raw {
-        vhat: h.iter().map(|t| t.f_detach()).collect::<std::result::Result<_, _>>()?,
+        vhat: h
+            .iter()
+            .map(|t| t.f_detach())
+            .collect::<std::result::Result<_, _>>()?,
         loss: loss.f_detach()?,
         dldy: eps[layers].shallow_clone(),
         v,

@@ -122,14 +122,20 @@ pub(crate) fn closed_form(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     if let Some(b) = boundary_leaf {
         let gb = util::or_zeros(g.next().unwrap_or_default(), &b)?;
         delta_norm[boundary] = util::norm(&gb)? / cn[lo];
-        v[boundary] = vhat[boundary].f_detach()?.f_sub(&gb.f_mul_scalar(cm[boundary] / cn[lo])?)?;
+        v[boundary] = vhat[boundary]
+            .f_detach()?
+            .f_sub(&gb.f_mul_scalar(cm[boundary] / cn[lo])?)?;
     }
     let grads: Vec<Tensor> = g.collect();
 
     // Energies and error norms per sweep, from the closed form.
     let loss_value = loss.f_double_value(&[])?;
     let energy_of = |c: &[f64]| {
-        loss_value + 0.5 * (1..layers).map(|l| (c[l] * delta_norm[l]).powi(2)).sum::<f64>()
+        loss_value
+            + 0.5
+                * (1..layers)
+                    .map(|l| (c[l] * delta_norm[l]).powi(2))
+                    .sum::<f64>()
     };
     let mut energy = Vec::with_capacity(n);
     let mut c = vec![0.0; layers + 1];
@@ -145,7 +151,10 @@ pub(crate) fn closed_form(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     }
     let final_energy = energy_of(&cm);
     Ok(Raw {
-        vhat: vhat.iter().map(|t| t.f_detach()).collect::<std::result::Result<_, _>>()?,
+        vhat: vhat
+            .iter()
+            .map(|t| t.f_detach())
+            .collect::<std::result::Result<_, _>>()?,
         loss: loss.f_detach()?,
         dldy: eps[layers].shallow_clone(),
         v,
@@ -175,14 +184,20 @@ pub(crate) fn literal(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         u.push(util::leaf(&out)?);
         h.push(out);
     }
-    let vhat: Vec<Tensor> = h.iter().map(|t| t.f_detach()).collect::<std::result::Result<_, _>>()?;
+    let vhat: Vec<Tensor> = h
+        .iter()
+        .map(|t| t.f_detach())
+        .collect::<std::result::Result<_, _>>()?;
     if let Some(v0) = &ctx.vinit {
         check_vinit_shapes(v0, &vhat)?;
     }
     let (loss, dldy) = ctx.loss_and_grad(&vhat[layers])?;
     let loss_value = loss.f_double_value(&[])?;
     let mut v: Vec<Tensor> = vhat.iter().map(|t| t.shallow_clone()).collect();
-    let mut eps: Vec<Tensor> = vhat.iter().map(|t| t.f_zeros_like()).collect::<std::result::Result<_, _>>()?;
+    let mut eps: Vec<Tensor> = vhat
+        .iter()
+        .map(|t| t.f_zeros_like())
+        .collect::<std::result::Result<_, _>>()?;
     eps[layers] = dldy.shallow_clone();
     let mut energy = Vec::new();
     let mut stop = StopReason::MaxIterations;
@@ -192,7 +207,11 @@ pub(crate) fn literal(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         for l in (1..layers).rev() {
             eps[l] = vhat[l].f_sub(&v[l])?;
             let vjp = if h[l + 1].requires_grad() {
-                let g = util::grads(&[util::dot(&h[l + 1], &eps[l + 1])?], &[u[l].shallow_clone()], true)?;
+                let g = util::grads(
+                    &[util::dot(&h[l + 1], &eps[l + 1])?],
+                    &[u[l].shallow_clone()],
+                    true,
+                )?;
                 util::or_zeros(g.into_iter().next().unwrap_or_default(), &v[l])?
             } else {
                 v[l].f_zeros_like()?
@@ -205,7 +224,9 @@ pub(crate) fn literal(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
             v[l] = v[l].f_add(&dv)?;
         }
         iterations = k;
-        let norms: Vec<f64> = (1..=layers).map(|l| util::norm(&eps[l])).collect::<Result<_>>()?;
+        let norms: Vec<f64> = (1..=layers)
+            .map(|l| util::norm(&eps[l]))
+            .collect::<Result<_>>()?;
         let e = loss_value + 0.5 * norms[..layers - 1].iter().map(|x| x * x).sum::<f64>();
         energy.push(e);
         if let Some(obs) = ctx.observer.as_deref_mut() {
@@ -213,7 +234,10 @@ pub(crate) fn literal(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         }
         if let Some(tol) = ctx.tol {
             if change < tol {
-                stop = StopReason::Converged { iteration: k, change };
+                stop = StopReason::Converged {
+                    iteration: k,
+                    change,
+                };
                 break;
             }
         }
@@ -268,9 +292,12 @@ mod tests {
         for &eta in &[0.1, 0.5, 1.0] {
             for n in 1..12 {
                 let c = coefficients(eta, n, 5);
-                for l in 1..=5 {
+                for (l, &got) in c[n - 1].iter().enumerate().skip(1) {
                     let want = binom_tail(n - 1, eta, 5 - l);
-                    assert!((c[n - 1][l] - want).abs() < 1e-14, "eta {eta} n {n} l {l}: {} vs {want}", c[n - 1][l]);
+                    assert!(
+                        (got - want).abs() < 1e-14,
+                        "eta {eta} n {n} l {l}: {got} vs {want}"
+                    );
                 }
             }
         }

@@ -111,6 +111,9 @@ mod tests {
     #[test]
     fn cleans_tch_messages() {
         let m = "called `Result::unwrap()` on an `Err` value: Torch(\"mat1 and mat2 shapes cannot be multiplied\\nException raised from foo\")";
-        assert_eq!(clean_message(m), "mat1 and mat2 shapes cannot be multiplied");
+        assert_eq!(
+            clean_message(m),
+            "mat1 and mat2 shapes cannot be multiplied"
+        );
     }
 }

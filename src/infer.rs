@@ -143,7 +143,12 @@ impl Ctx<'_, '_> {
     /// layer `l` (FixedPred's closed form). Outputs that do not require grad (parameter-free
     /// layers at the bottom) become leaves that do, so that every `∂ℓ/∂v̂_l` exists; the
     /// clamped input never gets a gradient.
-    pub fn forward_graph(&self, lo: usize, input: &Tensor, scales: Option<&[f64]>) -> Result<Vec<Tensor>> {
+    pub fn forward_graph(
+        &self,
+        lo: usize,
+        input: &Tensor,
+        scales: Option<&[f64]>,
+    ) -> Result<Vec<Tensor>> {
         let layers = self.layers();
         let mut out = Vec::with_capacity(layers + 1 - lo);
         let mut input = input.shallow_clone();
@@ -173,13 +178,20 @@ impl Ctx<'_, '_> {
             },
         })?;
         if !l.defined() || l.numel() != 1 {
-            return Err(PcError::NonScalarLoss(if l.defined() { l.size() } else { vec![] }));
+            return Err(PcError::NonScalarLoss(if l.defined() {
+                l.size()
+            } else {
+                vec![]
+            }));
         }
         if !util::is_float(l.kind()) {
             return Err(PcError::Loss {
                 output_shape: output.size(),
                 target_shape: y.size(),
-                message: format!("the loss has dtype {:?}; a floating-point scalar is needed", l.kind()),
+                message: format!(
+                    "the loss has dtype {:?}; a floating-point scalar is needed",
+                    l.kind()
+                ),
             });
         }
         if !l.requires_grad() {
@@ -205,7 +217,11 @@ impl Ctx<'_, '_> {
 
     /// Gradients of `roots` with respect to the trainable variables (undefined where unused).
     pub fn param_grads(&self, roots: &[Tensor]) -> Result<Vec<Tensor>> {
-        let roots: Vec<Tensor> = roots.iter().filter(|r| r.requires_grad()).map(|r| r.shallow_clone()).collect();
+        let roots: Vec<Tensor> = roots
+            .iter()
+            .filter(|r| r.requires_grad())
+            .map(|r| r.shallow_clone())
+            .collect();
         if roots.is_empty() {
             return Ok(self.vars.iter().map(|_| Tensor::default()).collect());
         }
@@ -434,7 +450,9 @@ impl<'a> PcInfer<'a> {
         }
         if let Some(t) = self.tol {
             if !(t.is_finite() && t > 0.0) {
-                return Err(PcError::InvalidConfig(format!("tol must be finite and > 0, got {t}")));
+                return Err(PcError::InvalidConfig(format!(
+                    "tol must be finite and > 0, got {t}"
+                )));
             }
         }
         if !(self.divergence_tolerance.is_finite() && self.divergence_tolerance >= 0.0) {
@@ -445,7 +463,9 @@ impl<'a> PcInfer<'a> {
         }
         if let Some(k) = self.relax_kind {
             if !util::is_float(k) {
-                return Err(PcError::InvalidConfig(format!("relax_kind must be a floating-point dtype, got {k:?}")));
+                return Err(PcError::InvalidConfig(format!(
+                    "relax_kind must be a floating-point dtype, got {k:?}"
+                )));
             }
         }
         Ok(())
@@ -468,7 +488,14 @@ impl<'a> PcInfer<'a> {
         tch::with_grad(|| self.run_checked(model, loss, x, y, vars))
     }
 
-    fn run_checked<F>(self, model: &Sequential, loss: &F, x: &Tensor, y: &Tensor, vars: Vec<Tensor>) -> Result<PcOutput>
+    fn run_checked<F>(
+        self,
+        model: &Sequential,
+        loss: &F,
+        x: &Tensor,
+        y: &Tensor,
+        vars: Vec<Tensor>,
+    ) -> Result<PcOutput>
     where
         F: Fn(&Tensor, &Tensor) -> Tensor,
     {
@@ -529,7 +556,9 @@ impl<'a> PcInfer<'a> {
             let names = model.trainable_names();
             for (i, g) in grads.iter().enumerate() {
                 if !util::all_finite(&[g])? {
-                    return Err(PcError::NonFiniteGradient(names.get(i).cloned().unwrap_or_default()));
+                    return Err(PcError::NonFiniteGradient(
+                        names.get(i).cloned().unwrap_or_default(),
+                    ));
                 }
             }
         }
@@ -555,7 +584,13 @@ impl<'a> PcInfer<'a> {
 }
 
 /// Checks of dtype, device, definedness and vinit length, before any computation.
-fn validate_inputs(vars: &[Tensor], x: &Tensor, y: &Tensor, vinit: Option<&[Tensor]>, layers: usize) -> Result<()> {
+fn validate_inputs(
+    vars: &[Tensor],
+    x: &Tensor,
+    y: &Tensor,
+    vinit: Option<&[Tensor]>,
+    layers: usize,
+) -> Result<()> {
     if !x.defined() {
         return Err(PcError::InvalidConfig("x is an undefined tensor".into()));
     }
@@ -610,7 +645,9 @@ fn validate_inputs(vars: &[Tensor], x: &Tensor, y: &Tensor, vinit: Option<&[Tens
         }
         for (l, t) in v0.iter().enumerate().skip(1) {
             if !t.defined() {
-                return Err(PcError::InvalidConfig(format!("vinit[{l}] is an undefined tensor")));
+                return Err(PcError::InvalidConfig(format!(
+                    "vinit[{l}] is an undefined tensor"
+                )));
             }
             if t.device() != device {
                 return Err(PcError::DeviceMismatch {

@@ -1,8 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-mod err_type;
 pub mod data;
+mod err_type;
 pub mod error;
 mod exact;
 mod fixed_pred;

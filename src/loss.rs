@@ -126,7 +126,13 @@ pub fn f_cross_entropy(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
                 found: tkind,
             });
         }
-        return Ok(logits.f_cross_entropy_loss(target, None::<Tensor>, Reduction::Mean, -100, 0.0)?);
+        return Ok(logits.f_cross_entropy_loss(
+            target,
+            None::<Tensor>,
+            Reduction::Mean,
+            -100,
+            0.0,
+        )?);
     }
     if !is_integer(tkind) {
         return Err(PcError::DtypeMismatch {

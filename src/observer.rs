@@ -49,7 +49,13 @@ impl<'a> Iteration<'a> {
     /// let it = tch2pc::Iteration::new(3, 1.0, &[0.5], 0.1, 0);
     /// assert_eq!(it.iteration, 3);
     /// ```
-    pub fn new(iteration: usize, energy: f64, eps_norms: &'a [f64], eta: f64, backtracks: usize) -> Self {
+    pub fn new(
+        iteration: usize,
+        energy: f64,
+        eps_norms: &'a [f64],
+        eta: f64,
+        backtracks: usize,
+    ) -> Self {
         Iteration {
             iteration,
             energy,

@@ -15,7 +15,10 @@ pub(crate) struct Promoted {
 
 impl Promoted {
     pub fn new(model: &Sequential, kind: Kind) -> Result<Self> {
-        let mut p = Promoted { kind, saved: Vec::new() };
+        let mut p = Promoted {
+            kind,
+            saved: Vec::new(),
+        };
         tch::no_grad(|| -> Result<()> {
             for mut v in model.all_variables() {
                 if !util::is_float(v.kind()) || v.kind() == kind {

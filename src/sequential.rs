@@ -79,7 +79,9 @@ impl Sequential {
                     name: v
                         .named_variables
                         .iter()
-                        .find(|(_, n)| n.data_ptr() == t.tensor.data_ptr() && n.size() == t.tensor.size())
+                        .find(|(_, n)| {
+                            n.data_ptr() == t.tensor.data_ptr() && n.size() == t.tensor.size()
+                        })
                         .map(|(k, _)| k.clone())
                         .unwrap_or_default(),
                     tensor: t.tensor.shallow_clone(),
@@ -89,7 +91,10 @@ impl Sequential {
             let mut rest: Vec<VarInfo> = v
                 .named_variables
                 .iter()
-                .filter(|(_, n)| !out.iter().any(|o| o.tensor.data_ptr() == n.data_ptr() && o.tensor.size() == n.size()))
+                .filter(|(_, n)| {
+                    !out.iter()
+                        .any(|o| o.tensor.data_ptr() == n.data_ptr() && o.tensor.size() == n.size())
+                })
                 .map(|(k, n)| VarInfo {
                     name: k.clone(),
                     tensor: n.shallow_clone(),
@@ -200,12 +205,20 @@ impl Sequential {
     /// assert_eq!(model.trainable_variables().len(), 2); // weight and bias
     /// ```
     pub fn trainable_variables(&self) -> Vec<Tensor> {
-        (self.store)().into_iter().filter(|v| v.trainable).map(|v| v.tensor).collect()
+        (self.store)()
+            .into_iter()
+            .filter(|v| v.trainable)
+            .map(|v| v.tensor)
+            .collect()
     }
 
     /// Names of the trainable variables, in the order of [`Sequential::trainable_variables`].
     pub(crate) fn trainable_names(&self) -> Vec<String> {
-        (self.store)().into_iter().filter(|v| v.trainable).map(|v| v.name).collect()
+        (self.store)()
+            .into_iter()
+            .filter(|v| v.trainable)
+            .map(|v| v.name)
+            .collect()
     }
 
     /// All variables of the store (trainable or not), shallow clones.
@@ -218,6 +231,8 @@ impl Module for Sequential {
     /// The plain forward pass `f_L(…f_1(x))`. Panics like any tch module if a layer fails;
     /// use [`Sequential::f_forward`] for an error instead.
     fn forward(&self, xs: &Tensor) -> Tensor {
-        self.layers.iter().fold(xs.shallow_clone(), |h, l| l.forward(&h))
+        self.layers
+            .iter()
+            .fold(xs.shallow_clone(), |h, l| l.forward(&h))
     }
 }

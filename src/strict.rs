@@ -101,7 +101,9 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     let mut v: Vec<Tensor> = match &ctx.vinit {
         Some(v0) => {
             check_vinit_shapes(v0, &vhat)?;
-            v0.iter().map(|t| t.f_detach()).collect::<std::result::Result<_, _>>()?
+            v0.iter()
+                .map(|t| t.f_detach())
+                .collect::<std::result::Result<_, _>>()?
         }
         None => vhat.iter().map(|t| t.shallow_clone()).collect(),
     };
@@ -115,7 +117,10 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     let mut ev = forward(ctx, &v, &vhat[1])?;
     let initial = ev.value;
     if !initial.is_finite() {
-        return Err(PcError::NonFiniteBeliefs { iteration: 1, energy: initial });
+        return Err(PcError::NonFiniteBeliefs {
+            iteration: 1,
+            energy: initial,
+        });
     }
     let mut energy = Vec::with_capacity(ctx.n);
     let mut backtracks = 0;
@@ -141,7 +146,8 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
                 let dv = grad[l].f_mul_scalar(step)?;
                 if ctx.tol.is_some() {
                     let scale = util::max_abs(&v[l])?;
-                    change = change.max(util::max_abs(&dv)? / if scale > 0.0 { scale } else { 1.0 });
+                    change =
+                        change.max(util::max_abs(&dv)? / if scale > 0.0 { scale } else { 1.0 });
                 }
                 next_v[l] = v[l].f_sub(&dv)?;
             }
@@ -150,7 +156,10 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
             match ctx.on_diverge {
                 OnDiverge::Error => {
                     if !e.is_finite() {
-                        return Err(PcError::NonFiniteBeliefs { iteration: k, energy: e });
+                        return Err(PcError::NonFiniteBeliefs {
+                            iteration: k,
+                            energy: e,
+                        });
                     }
                     if e > initial + ctx.divergence_tolerance * initial.abs() {
                         return Err(PcError::Diverged {
@@ -190,7 +199,10 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         }
         if let Some(tol) = ctx.tol {
             if change < tol {
-                stop = StopReason::Converged { iteration: k, change };
+                stop = StopReason::Converged {
+                    iteration: k,
+                    change,
+                };
                 break;
             }
         }
@@ -198,8 +210,8 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     // Parameter updates at the final beliefs with the last sweep's errors.
     let final_energy = ev.value;
     let mut roots = vec![util::dot(&h1, &last_eps[1])?];
-    for l in 2..=layers {
-        roots.push(util::dot(&ev.preds[l], &last_eps[l])?);
+    for (pred, e) in ev.preds.iter().zip(&last_eps).skip(2) {
+        roots.push(util::dot(pred, e)?);
     }
     let grads = ctx.param_grads(&roots)?;
     drop(ev);
@@ -227,7 +239,14 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
 }
 
 /// `L = 1`: no hidden beliefs; `ε_1 = ∂ℓ/∂f_1(x)` and the update is backprop's.
-fn single_layer(ctx: &mut Ctx<'_, '_>, vhat: Vec<Tensor>, loss: Tensor, dldy: Tensor, v: Vec<Tensor>, h1: &Tensor) -> Result<Raw> {
+fn single_layer(
+    ctx: &mut Ctx<'_, '_>,
+    vhat: Vec<Tensor>,
+    loss: Tensor,
+    dldy: Tensor,
+    v: Vec<Tensor>,
+    h1: &Tensor,
+) -> Result<Raw> {
     let value = loss.f_double_value(&[])?;
     let norms = [util::norm(&dldy)?];
     if let Some(obs) = ctx.observer.as_deref_mut() {

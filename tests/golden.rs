@@ -18,9 +18,17 @@ fn check(case: &str, model: &str, err_type: ErrType) {
     let layers = g.scalar("L") as usize;
     assert_eq!(seq.len(), layers);
     let vinit: Vec<Tensor> = (0..=layers)
-        .filter_map(|l| if g.has(&format!("vinit.{l}")) { Some(g.get(&format!("vinit.{l}")).shallow_clone()) } else { None })
+        .filter_map(|l| {
+            if g.has(&format!("vinit.{l}")) {
+                Some(g.get(&format!("vinit.{l}")).shallow_clone())
+            } else {
+                None
+            }
+        })
         .collect();
-    let mut cfg = PcInfer::new(err_type).eta(g.scalar("eta")).n(g.scalar("n") as usize);
+    let mut cfg = PcInfer::new(err_type)
+        .eta(g.scalar("eta"))
+        .n(g.scalar("n") as usize);
     if !vinit.is_empty() {
         cfg = cfg.vinit(&vinit);
     }
@@ -42,12 +50,20 @@ fn check(case: &str, model: &str, err_type: ErrType) {
     assert!(out.v[0].equal(x) && out.vhat[0].equal(x));
     assert_eq!(out.epsilon[0].abs().max().double_value(&[]), 0.0);
     for l in 1..=layers {
-        cmp(format!("vhat.{l}"), &out.vhat[l], g.get(&format!("vhat.{l}")));
+        cmp(
+            format!("vhat.{l}"),
+            &out.vhat[l],
+            g.get(&format!("vhat.{l}")),
+        );
         cmp(format!("v.{l}"), &out.v[l], g.get(&format!("v.{l}")));
         // eps may be exactly zero (rel_err's scale guards that): compare absolutely then.
         let want = g.get(&format!("eps.{l}"));
         if want.abs().max().double_value(&[]) == 0.0 {
-            assert_eq!(out.epsilon[l].abs().max().double_value(&[]), 0.0, "{case}: eps.{l} should be 0");
+            assert_eq!(
+                out.epsilon[l].abs().max().double_value(&[]),
+                0.0,
+                "{case}: eps.{l} should be 0"
+            );
         } else {
             cmp(format!("eps.{l}"), &out.epsilon[l], want);
         }
@@ -57,7 +73,11 @@ fn check(case: &str, model: &str, err_type: ErrType) {
         let got = v.grad();
         assert!(got.defined(), "{case}: no grad for {name}");
         if want.abs().max().double_value(&[]) == 0.0 {
-            assert_eq!(got.abs().max().double_value(&[]), 0.0, "{case}: grad.{name} should be 0");
+            assert_eq!(
+                got.abs().max().double_value(&[]),
+                0.0,
+                "{case}: grad.{name} should be 0"
+            );
         } else {
             cmp(format!("grad.{name}"), &got, want);
         }

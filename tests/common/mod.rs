@@ -15,7 +15,9 @@ impl Golden {
         Golden(items.into_iter().collect())
     }
     pub fn get(&self, key: &str) -> &Tensor {
-        self.0.get(key).unwrap_or_else(|| panic!("golden key {key} missing"))
+        self.0
+            .get(key)
+            .unwrap_or_else(|| panic!("golden key {key} missing"))
     }
     pub fn scalar(&self, key: &str) -> f64 {
         self.get(key).double_value(&[])
@@ -32,8 +34,16 @@ pub fn build(model: &str, kind: Kind, device: Device) -> (nn::VarStore, Sequenti
     let root = vs.root();
     let seq = match model {
         "mlp" => Sequential::new(&vs)
-            .add(nn::seq().add(nn::linear(&root / "0" / "0", 5, 8, Default::default())).add_fn(|x| x.tanh()))
-            .add(nn::seq().add(nn::linear(&root / "1" / "0", 8, 6, Default::default())).add_fn(|x| x.tanh()))
+            .add(
+                nn::seq()
+                    .add(nn::linear(&root / "0" / "0", 5, 8, Default::default()))
+                    .add_fn(|x| x.tanh()),
+            )
+            .add(
+                nn::seq()
+                    .add(nn::linear(&root / "1" / "0", 8, 6, Default::default()))
+                    .add_fn(|x| x.tanh()),
+            )
             .add(nn::linear(&root / "2", 6, 3, Default::default())),
         "cnn" => Sequential::new(&vs)
             .add(
@@ -64,7 +74,10 @@ pub fn load_params(vs: &nn::VarStore, g: &Golden) {
     tch::no_grad(|| {
         for (name, t) in &g.0 {
             if let Some(p) = name.strip_prefix("param.") {
-                let mut v = vars.get(p).unwrap_or_else(|| panic!("no variable {p}")).shallow_clone();
+                let mut v = vars
+                    .get(p)
+                    .unwrap_or_else(|| panic!("no variable {p}"))
+                    .shallow_clone();
                 v.copy_(&t.to_kind(v.kind()).to_device(v.device()));
             }
         }
@@ -112,7 +125,10 @@ pub fn assert_same(a: &[(String, Tensor, Option<Tensor>)], b: &[(String, Tensor,
 
 /// Gradients by parameter name.
 pub fn grads(vs: &nn::VarStore) -> HashMap<String, Tensor> {
-    vs.variables().into_iter().map(|(k, v)| (k, v.grad().copy())).collect()
+    vs.variables()
+        .into_iter()
+        .map(|(k, v)| (k, v.grad().copy()))
+        .collect()
 }
 
 /// Backprop gradients: zero grads, loss.backward(), read.
@@ -134,4 +150,75 @@ pub fn backprop<F: Fn(&Tensor, &Tensor) -> Tensor>(
         v.zero_grad();
     }
     g
+}
+
+/// A seeded model with random inputs/targets of the right shapes for `model`
+/// ("mlp": MSE targets; "cnn", "pfree": class labels).
+pub fn setup(
+    model: &str,
+    kind: Kind,
+    device: Device,
+    seed: i64,
+) -> (nn::VarStore, Sequential, Tensor, Tensor) {
+    tch::manual_seed(seed);
+    let (vs, seq) = build(model, kind, device);
+    let opts = (kind, device);
+    let (x, y) = match model {
+        "mlp" => (Tensor::randn([4, 5], opts), Tensor::randn([4, 3], opts)),
+        "cnn" => (
+            Tensor::randn([5, 1, 10, 10], opts),
+            Tensor::randint(4, [5], (Kind::Int64, device)),
+        ),
+        "pfree" => (
+            Tensor::randn([6, 5], opts),
+            Tensor::randint(3, [6], (Kind::Int64, device)),
+        ),
+        other => panic!("unknown model {other}"),
+    };
+    (vs, seq, x, y)
+}
+
+/// The loss the golden models use.
+pub fn loss_for(model: &str) -> fn(&Tensor, &Tensor) -> Tensor {
+    if model == "mlp" {
+        tch2pc::loss::mse
+    } else {
+        tch2pc::loss::cross_entropy
+    }
+}
+
+/// Parameter names of PC layer `l` (1-based) of a golden model.
+pub fn layer_params(model: &str, l: usize) -> Vec<String> {
+    let prefix = match model {
+        "mlp" | "cnn" if l < 3 => format!("{}.0", l - 1),
+        _ => format!("{}", l - 1),
+    };
+    vec![format!("{prefix}.weight"), format!("{prefix}.bias")]
+}
+
+/// P(Binomial(n, p) >= k), computed directly.
+pub fn binom_tail(n: usize, p: f64, k: usize) -> f64 {
+    (k..=n)
+        .map(|j| {
+            let c: f64 = (0..j).map(|i| (n - i) as f64 / (i + 1) as f64).product();
+            c * p.powi(j as i32) * (1.0 - p).powi((n - j) as i32)
+        })
+        .sum()
+}
+
+/// All gradients concatenated into one flat f64 vector (sorted by name).
+pub fn flat(g: &HashMap<String, Tensor>) -> Tensor {
+    let mut names: Vec<_> = g.keys().cloned().collect();
+    names.sort();
+    Tensor::cat(
+        &names
+            .iter()
+            .map(|n| {
+                g[n].to_kind(Kind::Double)
+                    .to_device(Device::Cpu)
+                    .flatten(0, -1)
+            })
+            .collect::<Vec<_>>(),
+        0,
+    )
 }

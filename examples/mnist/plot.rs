@@ -1,0 +1,156 @@
+//! The training curves as a PNG: loss per step (top) and test accuracy per epoch (bottom).
+//!
+//! Text is drawn with a bundled DejaVu Sans font (`assets/DejaVuSans.ttf`, registered
+//! with plotters' `ab_glyph` backend), so no system font libraries are needed.
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+
+use crate::train::History;
+
+/// DejaVu Sans (Bitstream Vera license, see `assets/DejaVu-LICENSE.txt`).
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+const FAMILY: &str = "sans-serif";
+
+fn register() -> Result<()> {
+    static ONCE: Once = Once::new();
+    let mut result = Ok(());
+    ONCE.call_once(|| {
+        result = register_font(FAMILY, FontStyle::Normal, FONT)
+            .map_err(|_| anyhow!("the bundled font is not a valid TrueType font"));
+    });
+    result
+}
+
+/// Draws `history` into the PNG `path` (1000x800 pixels) under the title `title`.
+pub fn draw(path: &Path, history: &History, title: &str) -> Result<()> {
+    register()?;
+    let err = |e: &dyn std::fmt::Display| anyhow!("{e}");
+
+    let root = BitMapBackend::new(path, (1000, 800)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let root = root.titled(title, (FAMILY, 26)).map_err(|e| err(&e))?;
+    let (top, bottom) = root.split_vertically(390);
+
+    // Training loss per step, log scale.
+    let steps = &history.steps;
+    let last_step = steps.last().map_or(1, |s| s.step).max(2) as f64;
+    let (mut lo, mut hi) = steps
+        .iter()
+        .map(|s| s.loss)
+        .filter(|l| l.is_finite() && *l > 0.0)
+        .fold((f64::INFINITY, 0f64), |(lo, hi), l| (lo.min(l), hi.max(l)));
+    if !lo.is_finite() {
+        (lo, hi) = (0.01, 1.0);
+    }
+    let (lo, hi) = (lo / 1.2, hi * 1.2);
+    let mut chart = ChartBuilder::on(&top)
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .caption("training loss per step", (FAMILY, 20))
+        .build_cartesian_2d(1f64..last_step, (lo..hi).log_scale())
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc("loss")
+        .y_label_formatter(&|v| format!("{v:.3}"))
+        .label_style((FAMILY, 14))
+        .axis_desc_style((FAMILY, 16))
+        .draw()
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(LineSeries::new(
+            steps
+                .iter()
+                .filter(|s| s.loss > 0.0)
+                .map(|s| (s.step as f64, s.loss)),
+            BLUE.stroke_width(1),
+        ))
+        .map_err(|e| err(&e))?
+        .label("batch loss")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE));
+    let epoch_ends: Vec<(f64, f64)> = history
+        .epochs
+        .iter()
+        .filter_map(|e| {
+            let end = steps
+                .iter()
+                .filter(|s| s.epoch == e.epoch)
+                .map(|s| s.step)
+                .max()?;
+            (e.train_loss > 0.0).then_some((end as f64, e.train_loss))
+        })
+        .collect();
+    chart
+        .draw_series(epoch_ends.iter().map(|&p| Circle::new(p, 4, RED.filled())))
+        .map_err(|e| err(&e))?
+        .label("epoch mean")
+        .legend(|(x, y)| Circle::new((x + 10, y), 4, RED.filled()));
+    chart
+        .configure_series_labels()
+        .label_font((FAMILY, 14))
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
+
+    // Test accuracy per epoch, in percent.
+    let acc: Vec<(f64, f64)> = history
+        .epochs
+        .iter()
+        .map(|e| (e.epoch as f64, 100.0 * e.test_accuracy))
+        .collect();
+    let last_epoch = acc.last().map_or(1.0, |a| a.0).max(1.0);
+    let min_acc = acc.iter().map(|a| a.1).fold(100f64, f64::min);
+    let floor = ((min_acc - 2.0) / 5.0).floor().clamp(0.0, 19.0) * 5.0;
+    let mut chart = ChartBuilder::on(&bottom)
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .caption("test accuracy per epoch", (FAMILY, 20))
+        .build_cartesian_2d(0.5f64..last_epoch + 0.5, floor..100f64)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("accuracy (%)")
+        .x_labels((last_epoch as usize).min(20))
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .label_style((FAMILY, 14))
+        .axis_desc_style((FAMILY, 16))
+        .draw()
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(LineSeries::new(
+            acc.iter().copied(),
+            GREEN.mix(0.9).stroke_width(2),
+        ))
+        .map_err(|e| err(&e))?;
+    chart
+        .draw_series(acc.iter().map(|&p| Circle::new(p, 4, GREEN.filled())))
+        .map_err(|e| err(&e))?;
+    if let Some(&(x, y)) = acc.last() {
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("{y:.2}%"),
+                (x, y),
+                (FAMILY, 15)
+                    .into_font()
+                    .color(&BLACK)
+                    .pos(plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Right,
+                        plotters::style::text_anchor::VPos::Bottom,
+                    )),
+            )))
+            .map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
