@@ -167,9 +167,19 @@ pub enum PcError {
         message: String,
     },
 
-    /// Any other libtorch error.
+    /// Any other libtorch error (its message, without libtorch's C++ backtrace).
     #[error("libtorch error: {0}")]
-    Torch(#[from] TchError),
+    Torch(String),
+}
+
+impl From<TchError> for PcError {
+    fn from(e: TchError) -> Self {
+        let msg = match e {
+            TchError::Torch(m) => m,
+            other => other.to_string(),
+        };
+        PcError::Torch(crate::guard::clean_message(&msg))
+    }
 }
 
 /// `Result` with [`PcError`].

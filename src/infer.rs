@@ -479,13 +479,31 @@ impl<'a> PcInfer<'a> {
     where
         F: Fn(&Tensor, &Tensor) -> Tensor,
     {
+        let (out, vars, grads) = self.compute(model, loss, x, y)?;
+        commit_grads(&vars, grads)?;
+        Ok(out)
+    }
+
+    /// Everything [`PcInfer::run`] does except writing `.grad`: the output, the trainable
+    /// variables and their updates (in the variables' dtypes, checked finite).
+    pub(crate) fn compute<F>(
+        self,
+        model: &Sequential,
+        loss: &F,
+        x: &Tensor,
+        y: &Tensor,
+    ) -> Result<(PcOutput, Vec<Tensor>, Vec<Tensor>)>
+    where
+        F: Fn(&Tensor, &Tensor) -> Tensor,
+    {
         self.validate_config()?;
         if model.is_empty() {
             return Err(PcError::EmptyModel);
         }
         let vars = model.trainable_variables();
         validate_inputs(&vars, x, y, self.vinit, model.len())?;
-        tch::with_grad(|| self.run_checked(model, loss, x, y, vars))
+        let (out, grads) = tch::with_grad(|| self.run_checked(model, loss, x, y, &vars))?;
+        Ok((out, vars, grads))
     }
 
     fn run_checked<F>(
@@ -494,8 +512,8 @@ impl<'a> PcInfer<'a> {
         loss: &F,
         x: &Tensor,
         y: &Tensor,
-        vars: Vec<Tensor>,
-    ) -> Result<PcOutput>
+        vars: &[Tensor],
+    ) -> Result<(PcOutput, Vec<Tensor>)>
     where
         F: Fn(&Tensor, &Tensor) -> Tensor,
     {
@@ -542,12 +560,12 @@ impl<'a> PcInfer<'a> {
         let grads = raw
             .grads
             .iter()
-            .zip(&vars)
+            .zip(vars)
             .map(|(g, v)| {
                 if g.defined() {
                     Ok(g.f_detach()?.f_to_kind(v.kind())?)
                 } else {
-                    Ok(Tensor::default())
+                    Ok(v.f_zeros_like()?)
                 }
             })
             .collect::<Result<Vec<_>>>()?;
@@ -563,7 +581,6 @@ impl<'a> PcInfer<'a> {
             }
         }
         drop(promoted); // restore the parameters before the gradients are written
-        commit_grads(&vars, grads)?;
         let back = |t: Tensor| -> Result<Tensor> {
             if t.kind() != out_kind && util::is_float(t.kind()) {
                 Ok(t.f_detach()?.f_to_kind(out_kind)?)
@@ -572,14 +589,15 @@ impl<'a> PcInfer<'a> {
             }
         };
         let backs = |ts: Vec<Tensor>| ts.into_iter().map(back).collect::<Result<Vec<_>>>();
-        Ok(PcOutput {
+        let out = PcOutput {
             vhat: backs(raw.vhat)?,
             loss: back(raw.loss)?,
             dldy: back(raw.dldy)?,
             v: backs(raw.v)?,
             epsilon: backs(raw.eps)?,
             report: raw.report,
-        })
+        };
+        Ok((out, grads))
     }
 }
 

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod alignment;
 pub mod data;
 mod err_type;
 pub mod error;
@@ -15,6 +16,7 @@ mod sequential;
 mod strict;
 mod util;
 
+pub use alignment::LayerAlignment;
 pub use err_type::ErrType;
 pub use error::{PcError, Result};
 pub use fixed_pred::coefficients as fixed_pred_coefficients;

@@ -442,3 +442,30 @@ fn unknown_err_type_string() {
         assert_eq!(s.parse::<ErrType>().unwrap(), t);
     }
 }
+
+#[test]
+fn error_messages_are_short_and_clean() {
+    let (_vs, seq, _x, y) = setup("mlp", F64, CPU, 1);
+    let e = pc_infer(
+        &seq,
+        &loss::mse,
+        &Tensor::randn([4, 7], (F64, CPU)),
+        &y,
+        ErrType::Exact,
+        0.1,
+        1,
+        None,
+    )
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with("layer 1 of 3 failed on an input of shape [4, 7]"),
+        "{msg}"
+    );
+    assert!(msg.contains("cannot be multiplied"), "{msg}");
+    assert!(
+        !msg.contains("Exception raised from") && !msg.contains("frame #"),
+        "{msg}"
+    );
+    assert!(msg.len() < 300, "{msg}");
+}

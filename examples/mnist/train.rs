@@ -330,15 +330,26 @@ pub fn train(cfg: &Config) -> Result<History> {
 
     let vs = nn::VarStore::new(cfg.device);
     let net = model::net(&vs);
+    debug_assert_eq!(model::parameter_count(&vs), model::PARAMETERS);
     let mut opt = nn::Adam::default().build(&vs, cfg.lr)?;
 
     if cfg.verbose {
+        let algorithm = match cfg.err_type {
+            ErrType::Exact => "Exact (backprop's gradients)".to_string(),
+            ErrType::FixedPred => format!("FixedPred (eta {}, n {})", cfg.eta, cfg.n),
+            ErrType::Strict => format!(
+                "Strict (eta {}, n {}, {} on divergence)",
+                cfg.eta,
+                cfg.n,
+                if cfg.on_diverge == OnDiverge::Backtrack {
+                    "backtrack"
+                } else {
+                    "error"
+                }
+            ),
+        };
         println!(
-            "{} predictive coding (eta {}, n {}{}), {} loss, Adam lr {}, batch {}, {} epochs, seed {}",
-            cfg.err_type,
-            cfg.eta,
-            cfg.n,
-            if cfg.on_diverge == OnDiverge::Backtrack { ", backtracking" } else { "" },
+            "{algorithm} predictive coding, {} loss, Adam lr {}, batch {}, {} epochs, seed {}",
             cfg.loss.name(),
             cfg.lr,
             cfg.batch_size,

@@ -1,0 +1,152 @@
+//! How close predictive-coding updates are to backprop, layer by layer (Rosenbaum 2022,
+//! Figs. 2–4).
+
+use crate::err_type::ErrType;
+use crate::error::{PcError, Result};
+use crate::infer::PcInfer;
+use crate::sequential::Sequential;
+use crate::util;
+use tch::{Kind, Tensor};
+
+/// The agreement of one layer's predictive-coding update with backprop's gradient.
+///
+/// With `a = Δθ_pc` and `b = Δθ_bp` the layer's parameter updates flattened into vectors:
+///
+/// * `rel_error = ‖a - b‖ / ‖b‖`;
+/// * `angle_deg`, the angle between `a` and `b` in degrees, computed as
+///   `2·atan2(‖â - b̂‖, ‖â + b̂‖)` with `â = a/‖a‖`, `b̂ = b/‖b‖` (exactly 0 for `a = b`,
+///   accurate at small angles); NaN when either update is zero.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct LayerAlignment {
+    /// The PC layer, 1-based.
+    pub layer: usize,
+    /// `‖Δθ_pc - Δθ_bp‖ / ‖Δθ_bp‖`.
+    pub rel_error: f64,
+    /// Angle between `Δθ_pc` and `Δθ_bp`, in degrees.
+    pub angle_deg: f64,
+    /// `‖Δθ_pc‖`.
+    pub pc_norm: f64,
+    /// `‖Δθ_bp‖`.
+    pub bp_norm: f64,
+}
+
+impl PcInfer<'_> {
+    /// Compares this configuration's parameter updates with backprop's gradients on one
+    /// batch, for every layer that has parameters. Nothing is written into `.grad`.
+    ///
+    /// Parameters are attributed to the first layer whose output depends on them. For
+    /// FixedPred, `rel_error` of layer `l` is `1 - P(Binomial(n-1, η) ≥ L-l)`.
+    ///
+    /// ```
+    /// use tch::{nn, Device, Kind, Tensor};
+    /// use tch2pc::{loss, ErrType, PcInfer, Sequential};
+    ///
+    /// let mut vs = nn::VarStore::new(Device::Cpu);
+    /// vs.set_kind(Kind::Double);
+    /// let root = vs.root();
+    /// let model = Sequential::new(&vs)
+    ///     .add(nn::seq().add(nn::linear(&root / "0", 4, 8, Default::default())).add_fn(|x| x.tanh()))
+    ///     .add(nn::linear(&root / "1", 8, 3, Default::default()));
+    /// let x = Tensor::randn([16, 4], (Kind::Double, Device::Cpu));
+    /// let y = Tensor::randn([16, 3], (Kind::Double, Device::Cpu));
+    /// // FixedPred with η = 0.5, n = 2: layer 1 gets P(Binomial(1, 0.5) ≥ 1) = 1/2 of backprop.
+    /// let a = PcInfer::new(ErrType::FixedPred).eta(0.5).n(2).alignment(&model, &loss::mse, &x, &y)?;
+    /// assert_eq!(a.len(), 2);
+    /// assert!((a[0].rel_error - 0.5).abs() < 1e-12);
+    /// assert!(a[0].angle_deg.abs() < 1e-6);
+    /// assert!(a[1].rel_error < 1e-12); // the top layer is exact
+    /// # Ok::<(), tch2pc::PcError>(())
+    /// ```
+    pub fn alignment<F>(
+        self,
+        model: &Sequential,
+        loss: &F,
+        x: &Tensor,
+        y: &Tensor,
+    ) -> Result<Vec<LayerAlignment>>
+    where
+        F: Fn(&Tensor, &Tensor) -> Tensor,
+    {
+        let (_, vars, pc) = self.compute(model, loss, x, y)?;
+        let (_, _, bp) = PcInfer::new(ErrType::Exact).compute(model, loss, x, y)?;
+        let owners = tch::with_grad(|| layer_of_variables(model, x, &vars))?;
+        let mut out = Vec::new();
+        for l in 1..=model.len() {
+            let idx: Vec<usize> = (0..vars.len()).filter(|&i| owners[i] == Some(l)).collect();
+            if idx.is_empty() {
+                continue;
+            }
+            let a = flatten(&idx, &pc)?;
+            let b = flatten(&idx, &bp)?;
+            out.push(compare(l, &a, &b)?);
+        }
+        Ok(out)
+    }
+}
+
+fn flatten(idx: &[usize], grads: &[Tensor]) -> Result<Tensor> {
+    let parts = idx
+        .iter()
+        .map(|&i| {
+            Ok(grads[i]
+                .f_detach()?
+                .f_to_kind(Kind::Double)?
+                .f_flatten(0, -1)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::f_cat(&parts, 0)?)
+}
+
+fn compare(layer: usize, a: &Tensor, b: &Tensor) -> Result<LayerAlignment> {
+    let pc_norm = util::norm(a)?;
+    let bp_norm = util::norm(b)?;
+    let rel_error = util::norm(&a.f_sub(b)?)? / bp_norm;
+    let angle_deg = if pc_norm > 0.0 && bp_norm > 0.0 {
+        let ah = a.f_div_scalar(pc_norm)?;
+        let bh = b.f_div_scalar(bp_norm)?;
+        let d = util::norm(&ah.f_sub(&bh)?)?;
+        let s = util::norm(&ah.f_add(&bh)?)?;
+        (2.0 * d.atan2(s)).to_degrees()
+    } else {
+        f64::NAN
+    };
+    Ok(LayerAlignment {
+        layer,
+        rel_error,
+        angle_deg,
+        pc_norm,
+        bp_norm,
+    })
+}
+
+/// For each trainable variable, the first layer (1-based) whose output depends on it.
+fn layer_of_variables(
+    model: &Sequential,
+    x: &Tensor,
+    vars: &[Tensor],
+) -> Result<Vec<Option<usize>>> {
+    let mut owner = vec![None; vars.len()];
+    let mut h = x.f_detach()?;
+    for l in 1..=model.len() {
+        let out = model.apply(l, &h)?;
+        if out.requires_grad() && util::is_float(out.kind()) {
+            let g = util::grads(&[out.f_sum(None::<Kind>)?], vars, false)?;
+            for (i, gi) in g.iter().enumerate() {
+                if gi.defined() && owner[i].is_none() {
+                    owner[i] = Some(l);
+                }
+            }
+        }
+        h = out.f_detach()?;
+    }
+    if vars.is_empty() {
+        return Ok(owner);
+    }
+    if owner.iter().all(|o| o.is_none()) && !model.is_empty() {
+        return Err(PcError::InvalidConfig(
+            "none of the model's trainable variables is used by its layers".into(),
+        ));
+    }
+    Ok(owner)
+}
