@@ -3,7 +3,7 @@
 
 use crate::err_type::ErrType;
 use crate::error::{PcError, Result};
-use crate::infer::PcInfer;
+use crate::infer::{PcInfer, PcReport};
 use crate::sequential::Sequential;
 use crate::util;
 use tch::{Kind, Tensor};
@@ -31,9 +31,21 @@ pub struct LayerAlignment {
     pub bp_norm: f64,
 }
 
+/// The result of [`PcInfer::alignment`]: one entry per layer with parameters, and the
+/// report of the predictive-coding run (iterations, stop reason, backtracking).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Alignment {
+    /// Per layer with parameters, in order.
+    pub layers: Vec<LayerAlignment>,
+    /// The report of the predictive-coding computation.
+    pub report: PcReport,
+}
+
 impl PcInfer<'_> {
     /// Compares this configuration's parameter updates with backprop's gradients on one
-    /// batch, for every layer that has parameters. Nothing is written into `.grad`.
+    /// batch, for every layer that has parameters. Nothing is written into `.grad`. Both are
+    /// computed in the same dtype (`relax_kind`, if set).
     ///
     /// Parameters are attributed to the first layer whose output depends on them. For
     /// FixedPred, `rel_error` of layer `l` is `1 - P(Binomial(n-1, η) ≥ L-l)`.
@@ -52,10 +64,10 @@ impl PcInfer<'_> {
     /// let y = Tensor::randn([16, 3], (Kind::Double, Device::Cpu));
     /// // FixedPred with η = 0.5, n = 2: layer 1 gets P(Binomial(1, 0.5) ≥ 1) = 1/2 of backprop.
     /// let a = PcInfer::new(ErrType::FixedPred).eta(0.5).n(2).alignment(&model, &loss::mse, &x, &y)?;
-    /// assert_eq!(a.len(), 2);
-    /// assert!((a[0].rel_error - 0.5).abs() < 1e-12);
-    /// assert!(a[0].angle_deg.abs() < 1e-6);
-    /// assert!(a[1].rel_error < 1e-12); // the top layer is exact
+    /// assert_eq!(a.layers.len(), 2);
+    /// assert!((a.layers[0].rel_error - 0.5).abs() < 1e-12);
+    /// assert!(a.layers[0].angle_deg.abs() < 1e-6);
+    /// assert!(a.layers[1].rel_error < 1e-12); // the top layer is exact
     /// # Ok::<(), tch2pc::PcError>(())
     /// ```
     pub fn alignment<F>(
@@ -64,14 +76,19 @@ impl PcInfer<'_> {
         loss: &F,
         x: &Tensor,
         y: &Tensor,
-    ) -> Result<Vec<LayerAlignment>>
+    ) -> Result<Alignment>
     where
         F: Fn(&Tensor, &Tensor) -> Tensor,
     {
-        let (_, vars, pc) = self.compute(model, loss, x, y)?;
-        let (_, _, bp) = PcInfer::new(ErrType::Exact).compute(model, loss, x, y)?;
+        let kind = self.relax_kind;
+        let (out, vars, pc) = self.compute(model, loss, x, y, false)?;
+        let mut exact = PcInfer::new(ErrType::Exact);
+        if let Some(k) = kind {
+            exact = exact.relax_kind(k);
+        }
+        let (_, _, bp) = exact.compute(model, loss, x, y, false)?;
         let owners = tch::with_grad(|| layer_of_variables(model, x, &vars))?;
-        let mut out = Vec::new();
+        let mut layers = Vec::new();
         for l in 1..=model.len() {
             let idx: Vec<usize> = (0..vars.len()).filter(|&i| owners[i] == Some(l)).collect();
             if idx.is_empty() {
@@ -79,9 +96,12 @@ impl PcInfer<'_> {
             }
             let a = flatten(&idx, &pc)?;
             let b = flatten(&idx, &bp)?;
-            out.push(compare(l, &a, &b)?);
+            layers.push(compare(l, &a, &b)?);
         }
-        Ok(out)
+        Ok(Alignment {
+            layers,
+            report: out.report,
+        })
     }
 }
 

@@ -292,7 +292,7 @@ pub struct PcInfer<'a> {
     divergence_tolerance: f64,
     vinit: Option<&'a [Tensor]>,
     observer: Option<&'a mut dyn Observer>,
-    relax_kind: Option<Kind>,
+    pub(crate) relax_kind: Option<Kind>,
     fixed_pred: FixedPredMode,
 }
 
@@ -479,19 +479,21 @@ impl<'a> PcInfer<'a> {
     where
         F: Fn(&Tensor, &Tensor) -> Tensor,
     {
-        let (out, vars, grads) = self.compute(model, loss, x, y)?;
+        let (out, vars, grads) = self.compute(model, loss, x, y, true)?;
         commit_grads(&vars, grads)?;
         Ok(out)
     }
 
     /// Everything [`PcInfer::run`] does except writing `.grad`: the output, the trainable
-    /// variables and their updates (in the variables' dtypes, checked finite).
+    /// variables and their updates, checked finite, in the variables' dtypes if `cast`, else
+    /// in the dtype of the computation (`relax_kind`).
     pub(crate) fn compute<F>(
         self,
         model: &Sequential,
         loss: &F,
         x: &Tensor,
         y: &Tensor,
+        cast: bool,
     ) -> Result<(PcOutput, Vec<Tensor>, Vec<Tensor>)>
     where
         F: Fn(&Tensor, &Tensor) -> Tensor,
@@ -502,7 +504,7 @@ impl<'a> PcInfer<'a> {
         }
         let vars = model.trainable_variables();
         validate_inputs(&vars, x, y, self.vinit, model.len())?;
-        let (out, grads) = tch::with_grad(|| self.run_checked(model, loss, x, y, &vars))?;
+        let (out, grads) = tch::with_grad(|| self.run_checked(model, loss, x, y, &vars, cast))?;
         Ok((out, vars, grads))
     }
 
@@ -513,6 +515,7 @@ impl<'a> PcInfer<'a> {
         x: &Tensor,
         y: &Tensor,
         vars: &[Tensor],
+        to_param_kind: bool,
     ) -> Result<(PcOutput, Vec<Tensor>)>
     where
         F: Fn(&Tensor, &Tensor) -> Tensor,
@@ -562,10 +565,15 @@ impl<'a> PcInfer<'a> {
             .iter()
             .zip(vars)
             .map(|(g, v)| {
-                if g.defined() {
-                    Ok(g.f_detach()?.f_to_kind(v.kind())?)
+                let g = if g.defined() {
+                    g.f_detach()?
                 } else {
-                    Ok(v.f_zeros_like()?)
+                    v.f_zeros_like()?
+                };
+                if to_param_kind {
+                    Ok(g.f_to_kind(v.kind())?)
+                } else {
+                    Ok(g)
                 }
             })
             .collect::<Result<Vec<_>>>()?;

@@ -16,7 +16,7 @@ mod sequential;
 mod strict;
 mod util;
 
-pub use alignment::LayerAlignment;
+pub use alignment::{Alignment, LayerAlignment};
 pub use err_type::ErrType;
 pub use error::{PcError, Result};
 pub use fixed_pred::coefficients as fixed_pred_coefficients;
