@@ -247,7 +247,8 @@ fn plot(path: &Path, rows: &[Row], layers: usize) -> Result<()> {
         )
         .map_err(|e| err(&e))?;
     let panels = root.split_evenly((4, 3));
-    let metrics: [(&str, fn(&Row) -> f64); 2] = [
+    type Metric = (&'static str, fn(&Row) -> f64);
+    let metrics: [Metric; 2] = [
         ("relative error", |r| r.rel_error),
         ("angle (deg)", |r| r.angle_deg),
     ];
