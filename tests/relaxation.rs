@@ -300,7 +300,8 @@ fn alignment_exact_is_zero_and_fixedpred_is_closed_form() {
         let before = snapshot(&vs);
         let a = PcInfer::new(ErrType::Exact)
             .alignment(&seq, &l_fn, &x, &y)
-            .unwrap();
+            .unwrap()
+            .layers;
         assert_eq!(a.len(), 3, "{model}: three layers with parameters");
         for la in &a {
             assert_eq!(la.rel_error, 0.0);
@@ -315,7 +316,8 @@ fn alignment_exact_is_zero_and_fixedpred_is_closed_form() {
                         .fixed_pred(mode)
                         .alignment(&seq, &l_fn, &x, &y)
                         .unwrap();
-                    for la in &a {
+                    assert_eq!(a.report.iterations, n);
+                    for la in &a.layers {
                         let c = binom_tail(n - 1, eta, layers - la.layer);
                         assert!(
                             (la.rel_error - (1.0 - c)).abs() < 1e-10,
@@ -335,7 +337,8 @@ fn alignment_exact_is_zero_and_fixedpred_is_closed_form() {
         }
         let s = PcInfer::new(ErrType::Strict)
             .alignment(&seq, &l_fn, &x, &y)
-            .unwrap();
+            .unwrap()
+            .layers;
         assert!(s
             .iter()
             .all(|la| la.rel_error.is_finite() && la.angle_deg >= 0.0 && la.angle_deg < 90.0));

@@ -15,6 +15,7 @@ use crate::train::History;
 /// DejaVu Sans (Bitstream Vera license, see `assets/DejaVu-LICENSE.txt`).
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
+const DARK_GREEN: RGBColor = RGBColor(0, 140, 60);
 
 fn register() -> Result<()> {
     static ONCE: Once = Once::new();
@@ -59,7 +60,10 @@ pub fn draw(path: &Path, history: &History, title: &str) -> Result<()> {
         .configure_mesh()
         .x_desc("step")
         .y_desc("loss")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_labels(6)
         .y_label_formatter(&|v| format!("{v:.3}"))
+        .light_line_style(WHITE)
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
         .draw()
@@ -122,7 +126,8 @@ pub fn draw(path: &Path, history: &History, title: &str) -> Result<()> {
         .y_desc("accuracy (%)")
         .x_labels((last_epoch as usize).min(20))
         .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.1}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .light_line_style(WHITE)
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
         .draw()
@@ -130,11 +135,11 @@ pub fn draw(path: &Path, history: &History, title: &str) -> Result<()> {
     chart
         .draw_series(LineSeries::new(
             acc.iter().copied(),
-            GREEN.mix(0.9).stroke_width(2),
+            DARK_GREEN.stroke_width(2),
         ))
         .map_err(|e| err(&e))?;
     chart
-        .draw_series(acc.iter().map(|&p| Circle::new(p, 4, GREEN.filled())))
+        .draw_series(acc.iter().map(|&p| Circle::new(p, 4, DARK_GREEN.filled())))
         .map_err(|e| err(&e))?;
     if let Some(&(x, y)) = acc.last() {
         chart
