@@ -550,10 +550,7 @@ const DATASET_FILES: [&str; 4] = [
 /// ```
 pub fn load_dir(dir: impl AsRef<Path>, kind: Kind, device: Device) -> Result<Dataset> {
     let dir = dir.as_ref();
-    if !matches!(
-        kind,
-        Kind::Half | Kind::Float | Kind::Double | Kind::BFloat16
-    ) {
+    if !crate::util::is_float(kind) {
         return Err(PcError::InvalidConfig(format!(
             "images need a floating-point kind (Half, BFloat16, Float or Double), got {kind:?}"
         )));

@@ -625,10 +625,13 @@ fn validate_inputs(
     }
     let (kind, device) = (x.kind(), x.device());
     if !util::is_float(kind) {
-        return Err(PcError::DtypeMismatch {
-            what: "x".into(),
-            expected: vars.first().map(|v| v.kind()).unwrap_or(Kind::Float),
-            found: kind,
+        return Err(match vars.first() {
+            Some(v) => PcError::DtypeMismatch {
+                what: "x".into(),
+                expected: v.kind(),
+                found: kind,
+            },
+            None => PcError::InvalidConfig(format!("x must be floating point, got {kind:?}")),
         });
     }
     for v in vars {

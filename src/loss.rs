@@ -12,6 +12,7 @@
 
 use crate::error::{PcError, Result};
 use crate::guard;
+use crate::util::is_float;
 use tch::{Kind, Reduction, Tensor};
 
 fn same_device(output: &Tensor, target: &Tensor) -> Result<()> {
@@ -23,13 +24,6 @@ fn same_device(output: &Tensor, target: &Tensor) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn is_float(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::Half | Kind::Float | Kind::Double | Kind::BFloat16
-    )
 }
 
 fn is_integer(kind: Kind) -> bool {
