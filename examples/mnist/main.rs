@@ -9,11 +9,13 @@
 //! `model.rs` builds the network, `train.rs` holds the loop (reusable without the command
 //! line), `plot.rs` draws the curves.
 
+#[path = "../common/font.rs"]
+mod font;
 mod model;
 mod plot;
 mod train;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -47,7 +49,7 @@ struct Cli {
     #[arg(long, value_enum, ignore_case = true, default_value_t = DivergeArg::Error)]
     on_diverge: DivergeArg,
     /// Passes over the training set.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     epochs: u32,
     /// Examples per step.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
@@ -119,7 +121,7 @@ fn config(cli: Cli) -> anyhow::Result<train::Config> {
         let t = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        t.as_secs().wrapping_mul(1_000_003) ^ u64::from(t.subsec_nanos())
+        (t.as_nanos() % 1_000_000) as u64
     });
     Ok(train::Config {
         err_type: match cli.err_type {
@@ -150,6 +152,21 @@ fn config(cli: Cli) -> anyhow::Result<train::Config> {
     })
 }
 
+/// The error and its causes joined by ": ", leaving out a cause whose text the message
+/// already contains (some errors print their source in their own message).
+fn chain(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if msg.is_empty() {
+            msg = text;
+        } else if !msg.contains(&text) {
+            msg = format!("{msg}: {text}");
+        }
+    }
+    msg
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
@@ -159,11 +176,20 @@ fn main() -> ExitCode {
     match result {
         Ok(history) => {
             let acc = history.final_accuracy().unwrap_or(0.0);
-            println!("final test accuracy: {:.2}%", 100.0 * acc);
-            ExitCode::SUCCESS
+            match writeln!(
+                std::io::stdout(),
+                "final test accuracy: {:.2}%",
+                100.0 * acc
+            ) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write to stdout: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(&e));
             ExitCode::FAILURE
         }
     }

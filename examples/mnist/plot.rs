@@ -4,32 +4,33 @@
 //! with plotters' `ab_glyph` backend), so no system font libraries are needed.
 
 use std::path::Path;
-use std::sync::Once;
 
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
 
+use crate::font::{self, FAMILY};
 use crate::train::History;
 
-/// DejaVu Sans (Bitstream Vera license, see `assets/DejaVu-LICENSE.txt`).
-static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-const FAMILY: &str = "sans-serif";
 const DARK_GREEN: RGBColor = RGBColor(0, 140, 60);
 
-fn register() -> Result<()> {
-    static ONCE: Once = Once::new();
-    let mut result = Ok(());
-    ONCE.call_once(|| {
-        result = register_font(FAMILY, FontStyle::Normal, FONT)
-            .map_err(|_| anyhow!("the bundled font is not a valid TrueType font"));
-    });
-    result
+/// Ticks `{1, 2, 5} x 10^k` inside `[lo, hi]` (`0 < lo < hi`), for a log axis.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    for k in (lo.log10().floor() as i32)..=(hi.log10().ceil() as i32) {
+        for m in [1.0, 2.0, 5.0] {
+            // Round-trip through a string so that labels print as 0.02, not 0.020000000000000004.
+            let t: f64 = format!("{m}e{k}").parse().unwrap_or(m * 10f64.powi(k));
+            if (lo..=hi).contains(&t) {
+                ticks.push(t);
+            }
+        }
+    }
+    ticks
 }
 
 /// Draws `history` into the PNG `path` (1000x800 pixels) under the title `title`.
 pub fn draw(path: &Path, history: &History, title: &str) -> Result<()> {
-    register()?;
+    font::register()?;
     let err = |e: &dyn std::fmt::Display| anyhow!("{e}");
 
     let root = BitMapBackend::new(path, (1000, 800)).into_drawing_area();
@@ -54,15 +55,17 @@ pub fn draw(path: &Path, history: &History, title: &str) -> Result<()> {
         .x_label_area_size(40)
         .y_label_area_size(70)
         .caption("training loss per step", (FAMILY, 20))
-        .build_cartesian_2d(1f64..last_step, (lo..hi).log_scale())
+        .build_cartesian_2d(
+            1f64..last_step,
+            (lo..hi).log_scale().with_key_points(log_ticks(lo, hi)),
+        )
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
         .x_desc("step")
         .y_desc("loss")
         .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_labels(6)
-        .y_label_formatter(&|v| format!("{v:.3}"))
+        .y_label_formatter(&|v| format!("{v}"))
         .light_line_style(WHITE)
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))

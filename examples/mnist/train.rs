@@ -28,6 +28,14 @@ use tch2pc::data::{self, Split};
 use tch2pc::{loss, ErrType, OnDiverge, PcError, PcInfer};
 
 use crate::model;
+
+/// `println!` that returns an error instead of panicking when stdout is closed (a
+/// `| head`, say).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout(), $($arg)*).context("cannot write to stdout")
+    };
+}
 use crate::plot;
 
 /// The loss function the network is trained with.
@@ -94,7 +102,7 @@ impl Default for Config {
             n: 20,
             on_diverge: OnDiverge::Error,
             loss: LossKind::CrossEntropy,
-            epochs: 10,
+            epochs: 20,
             batch_size: 300,
             lr: 0.002,
             data_dir: None,
@@ -192,7 +200,7 @@ fn hint(err: &PcError, cfg: &Config) -> &'static str {
             } else {
                 "Strict's relaxation diverged; rerun with --on-diverge backtrack (halves the \
                  relaxation step whenever the energy would rise), a smaller --eta, \
-                 or --loss mse"
+                 or --err-type fixedpred"
             }
         }
         PcError::NonFiniteLoss(_) | PcError::NonFiniteGradient(_) => {
@@ -335,7 +343,7 @@ pub fn train(cfg: &Config) -> Result<History> {
 
     if cfg.verbose {
         let algorithm = match cfg.err_type {
-            ErrType::Exact => "Exact (backprop's gradients)".to_string(),
+            ErrType::Exact => "Exact (backprop's gradients in PC form)".to_string(),
             ErrType::FixedPred => format!("FixedPred (eta {}, n {})", cfg.eta, cfg.n),
             ErrType::Strict => format!(
                 "Strict (eta {}, n {}, {} on divergence)",
@@ -348,16 +356,16 @@ pub fn train(cfg: &Config) -> Result<History> {
                 }
             ),
         };
-        println!(
-            "{algorithm} predictive coding, {} loss, Adam lr {}, batch {}, {} epochs, seed {}",
+        say!(
+            "algorithm {algorithm}; loss {}; Adam lr {}; batch {}; {} epochs; seed {}",
             cfg.loss.name(),
             cfg.lr,
             cfg.batch_size,
             cfg.epochs,
             cfg.seed,
-        );
-        println!(
-            "data {}: {} train, {} test; model: {} PC layers, {} parameters; device {:?}, {} threads",
+        )?;
+        say!(
+            "data {} ({} train, {} test); model {} PC layers, {} parameters; device {:?}, {} threads",
             dir.display(),
             train_set.len(),
             test_set.len(),
@@ -365,7 +373,7 @@ pub fn train(cfg: &Config) -> Result<History> {
             model::parameter_count(&vs),
             cfg.device,
             tch::get_num_threads(),
-        );
+        )?;
     }
 
     let mut log = cfg.log.as_ref().map(Log::create).transpose()?;
@@ -449,13 +457,13 @@ pub fn train(cfg: &Config) -> Result<History> {
             } else {
                 String::new()
             };
-            println!(
+            say!(
                 "epoch {epoch:>w$}/{}  train loss {:.4}  test accuracy {:6.2}%  {seconds:.1}s{bt}",
                 cfg.epochs,
                 record.train_loss,
                 100.0 * test_accuracy,
                 w = cfg.epochs.to_string().len(),
-            );
+            )?;
         }
         history.epochs.push(record);
     }
@@ -471,11 +479,11 @@ pub fn train(cfg: &Config) -> Result<History> {
         )
         .with_context(|| format!("cannot draw the plot {}", path.display()))?;
         if cfg.verbose {
-            println!("plot written to {}", path.display());
+            say!("plot written to {}", path.display())?;
         }
     }
     if let (Some(path), true) = (&cfg.log, cfg.verbose) {
-        println!("log written to {}", path.display());
+        say!("log written to {}", path.display())?;
     }
     Ok(history)
 }
