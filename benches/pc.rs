@@ -16,7 +16,13 @@ use tch::Device;
 
 fn device() -> Device {
     match std::env::var("TCH2PC_BENCH_DEVICE").as_deref() {
-        Ok("cuda") => Device::Cuda(0),
+        Ok("cuda") => {
+            assert!(
+                tch::Cuda::is_available(),
+                "TCH2PC_BENCH_DEVICE=cuda: no CUDA device available"
+            );
+            Device::Cuda(0)
+        }
         _ => Device::Cpu,
     }
 }

@@ -39,16 +39,16 @@ pub struct Sequential {
     store: Store,
 }
 
-/// A snapshot of one variable of the store.
-pub(crate) struct VarInfo {
-    pub name: String,
-    pub tensor: Tensor,
-    pub trainable: bool,
+/// A snapshot of the store: the trainable variables (in the optimizer's order) and all
+/// named variables (shallow clones).
+pub(crate) struct Vars {
+    pub trainable: Vec<Tensor>,
+    pub named: Vec<(String, Tensor)>,
 }
 
 /// Read access to the VarStore's variables (tch does not export the type behind
 /// `VarStore::variables_`, so it is captured in a closure).
-type Store = Box<dyn Fn() -> Vec<VarInfo> + Send>;
+type Store = Box<dyn Fn() -> Vars + Send>;
 
 impl fmt::Debug for Sequential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -72,38 +72,20 @@ impl Sequential {
             // A poisoned lock only means another thread panicked while holding it; the
             // variables themselves are still valid tensors.
             let v = variables.lock().unwrap_or_else(|p| p.into_inner());
-            let mut out: Vec<VarInfo> = v
-                .trainable_variables
-                .iter()
-                .map(|t| VarInfo {
-                    name: v
-                        .named_variables
-                        .iter()
-                        .find(|(_, n)| {
-                            n.data_ptr() == t.tensor.data_ptr() && n.size() == t.tensor.size()
-                        })
-                        .map(|(k, _)| k.clone())
-                        .unwrap_or_default(),
-                    tensor: t.tensor.shallow_clone(),
-                    trainable: true,
-                })
-                .collect();
-            let mut rest: Vec<VarInfo> = v
+            let mut named: Vec<(String, Tensor)> = v
                 .named_variables
                 .iter()
-                .filter(|(_, n)| {
-                    !out.iter()
-                        .any(|o| o.tensor.data_ptr() == n.data_ptr() && o.tensor.size() == n.size())
-                })
-                .map(|(k, n)| VarInfo {
-                    name: k.clone(),
-                    tensor: n.shallow_clone(),
-                    trainable: false,
-                })
+                .map(|(k, t)| (k.clone(), t.shallow_clone()))
                 .collect();
-            rest.sort_by(|a, b| a.name.cmp(&b.name));
-            out.extend(rest);
-            out
+            named.sort_by(|a, b| a.0.cmp(&b.0));
+            Vars {
+                trainable: v
+                    .trainable_variables
+                    .iter()
+                    .map(|t| t.tensor.shallow_clone())
+                    .collect(),
+                named,
+            }
         });
         Sequential {
             layers: Vec::new(),
@@ -177,6 +159,30 @@ impl Sequential {
         })
     }
 
+    /// Applies layer `l` alone (1-based, `f_l` in the papers) to `input`: the fallible,
+    /// layer-wise forward pass.
+    ///
+    /// ```
+    /// use tch::{nn, Device, Kind, Tensor};
+    /// let vs = nn::VarStore::new(Device::Cpu);
+    /// let model = tch2pc::Sequential::new(&vs)
+    ///     .add(nn::linear(vs.root() / "0", 3, 2, Default::default()))
+    ///     .add_fn(|x| x.relu());
+    /// let h = model.f_layer_forward(1, &Tensor::ones([4, 3], (Kind::Float, Device::Cpu)))?;
+    /// assert_eq!(h.size(), [4, 2]);
+    /// assert!(model.f_layer_forward(3, &h).is_err()); // there is no layer 3
+    /// # Ok::<(), tch2pc::PcError>(())
+    /// ```
+    pub fn f_layer_forward(&self, l: usize, input: &Tensor) -> Result<Tensor> {
+        if l == 0 || l > self.len() {
+            return Err(PcError::InvalidConfig(format!(
+                "layer {l} does not exist: layers are numbered 1..={}",
+                self.len()
+            )));
+        }
+        self.apply(l, input)
+    }
+
     /// The fallible forward pass: `f_L(…f_1(x))`, with a [`PcError::Forward`] naming the
     /// layer that failed instead of a panic.
     ///
@@ -205,25 +211,28 @@ impl Sequential {
     /// assert_eq!(model.trainable_variables().len(), 2); // weight and bias
     /// ```
     pub fn trainable_variables(&self) -> Vec<Tensor> {
-        (self.store)()
-            .into_iter()
-            .filter(|v| v.trainable)
-            .map(|v| v.tensor)
-            .collect()
+        (self.store)().trainable
     }
 
-    /// Names of the trainable variables, in the order of [`Sequential::trainable_variables`].
+    /// Names of the trainable variables, in the order of [`Sequential::trainable_variables`]
+    /// (for error messages; matched by storage).
     pub(crate) fn trainable_names(&self) -> Vec<String> {
-        (self.store)()
-            .into_iter()
-            .filter(|v| v.trainable)
-            .map(|v| v.name)
+        let vars = (self.store)();
+        vars.trainable
+            .iter()
+            .map(|t| {
+                vars.named
+                    .iter()
+                    .find(|(_, n)| n.data_ptr() == t.data_ptr() && n.size() == t.size())
+                    .map(|(k, _)| k.clone())
+                    .unwrap_or_default()
+            })
             .collect()
     }
 
     /// All variables of the store (trainable or not), shallow clones.
     pub(crate) fn all_variables(&self) -> Vec<Tensor> {
-        (self.store)().into_iter().map(|v| v.tensor).collect()
+        (self.store)().named.into_iter().map(|(_, t)| t).collect()
     }
 }
 

@@ -11,7 +11,9 @@
 
 use crate::err_type::ErrType;
 use crate::error::{PcError, Result};
-use crate::infer::{check_vinit_shapes, Ctx, OnDiverge, PcReport, Raw, StopReason};
+use crate::infer::{
+    check_finite_loss, check_vinit_shapes, Ctx, OnDiverge, PcReport, Raw, StopReason,
+};
 use crate::observer::Iteration;
 use crate::util;
 use tch::Tensor;
@@ -20,16 +22,17 @@ use tch::Tensor;
 struct Eval {
     /// Leaves holding `v_l`, `l = 1..L-1` (index `l`; index 0 unused).
     leaves: Vec<Tensor>,
-    /// `f_l(v_{l-1})`, `l = 2..=L` (index `l`; 0 and 1 unused).
+    /// `f_l(v_{l-1})`, `l = 2..=L`, with graph (index `l`; 0 and 1 unused).
     preds: Vec<Tensor>,
-    /// `ε_l = f_l(v_{l-1}) - v_l`, `l = 1..L-1`, with graph.
+    /// `ε_l = f_l(v_{l-1}) - v_l`, `l = 1..L-1`, detached (index 0 unused).
     diffs: Vec<Tensor>,
-    /// `F(v)`, with graph.
-    energy: Tensor,
-    /// `F(v)` as a number.
+    /// `ℓ(f_L(v_{L-1}), y)`, with graph.
+    loss: Tensor,
+    /// `F(v)`.
     value: f64,
 }
 
+/// Layers `2..=L` on leaves holding `v_1..v_{L-1}`.
 fn forward(ctx: &Ctx<'_, '_>, v: &[Tensor], vhat1: &Tensor) -> Result<Eval> {
     let layers = ctx.layers();
     let mut leaves = vec![Tensor::default()];
@@ -40,81 +43,121 @@ fn forward(ctx: &Ctx<'_, '_>, v: &[Tensor], vhat1: &Tensor) -> Result<Eval> {
     for l in 2..=layers {
         preds.push(ctx.apply(l, &leaves[l - 1])?);
     }
-    let mut energy = ctx.loss(&preds[layers])?;
+    evaluate(ctx, leaves, preds, vhat1)
+}
+
+/// The loss, the prediction errors (without graph) and the energy
+/// `F(v) = ℓ + ½ Σ_{l<L} ‖ε_l‖²`.
+fn evaluate(
+    ctx: &Ctx<'_, '_>,
+    leaves: Vec<Tensor>,
+    preds: Vec<Tensor>,
+    vhat1: &Tensor,
+) -> Result<Eval> {
+    let layers = ctx.layers();
+    let loss = ctx.loss(&preds[layers])?;
+    let mut value = loss.f_double_value(&[])?;
     let mut diffs = vec![Tensor::default()];
-    let mut half_sq: Option<Tensor> = None;
-    for l in 1..layers {
-        let pred = if l == 1 { vhat1 } else { &preds[l] };
-        let d = pred.f_sub(&leaves[l])?;
-        let sq = d.f_square()?.f_sum(None::<tch::Kind>)?;
-        half_sq = Some(match half_sq {
-            None => sq,
-            Some(s) => s.f_add(&sq)?,
-        });
-        diffs.push(d);
-    }
-    if let Some(s) = half_sq {
-        energy = energy.f_add(&s.f_mul_scalar(0.5)?)?;
-    }
-    let value = energy.f_detach()?.f_double_value(&[])?;
+    tch::no_grad(|| -> Result<()> {
+        for l in 1..layers {
+            let pred = if l == 1 { vhat1 } else { &preds[l] };
+            let d = pred.f_sub(&leaves[l])?;
+            value += 0.5 * util::norm(&d)?.powi(2);
+            diffs.push(d);
+        }
+        Ok(())
+    })?;
     Ok(Eval {
         leaves,
         preds,
         diffs,
-        energy,
+        loss,
         value,
     })
 }
 
-/// The backward half: `(ε, ∂F/∂v_l)` with `ε = [0, ε_1, …, ε_L]` detached.
+/// The backward half: `(ε, Jᵀε)` where `ε = [0, ε_1, …, ε_L]` and `(Jᵀε)_l =
+/// J_{l+1}(v_l)ᵀ ε_{l+1}` for `l = 1..L-1`, all from one backward pass of
+/// `ℓ(f_L(v_{L-1})) + Σ_{2≤l<L} ⟨f_l(v_{l-1}), ε_l⟩`.
 fn backward(ev: Eval, layers: usize) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
+    let mut roots = vec![ev.loss.shallow_clone()];
+    for l in 2..layers {
+        if ev.preds[l].requires_grad() {
+            roots.push(ev.preds[l].f_mul(&ev.diffs[l])?);
+        }
+    }
     let mut inputs = vec![ev.preds[layers].shallow_clone()];
     inputs.extend(ev.leaves[1..].iter().map(|t| t.shallow_clone()));
-    let mut g = util::grads(&[ev.energy], &inputs, false)?.into_iter();
+    let mut g = util::grads(&roots, &inputs, false)?.into_iter();
     let eps_top = util::or_zeros(g.next().unwrap_or_default(), &ev.preds[layers])?;
-    let mut eps = vec![Tensor::default()];
-    for d in &ev.diffs[1..] {
-        eps.push(d.f_detach()?);
-    }
+    let mut eps = ev.diffs;
     eps.push(eps_top);
-    let mut grad = vec![Tensor::default()];
+    let mut vjp = vec![Tensor::default()];
     for leaf in &ev.leaves[1..] {
-        grad.push(util::or_zeros(g.next().unwrap_or_default(), leaf)?);
+        vjp.push(util::or_zeros(g.next().unwrap_or_default(), leaf)?);
     }
-    Ok((eps, grad))
+    Ok((eps, vjp))
 }
 
 pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     let layers = ctx.layers();
-    // Feed-forward pass: layer 1 with graph (reused for its parameter update, since its
-    // input x is clamped), the others without.
+    // Layer 1's prediction f_1(x) never changes: computed once, with graph (reused for its
+    // parameter update).
     let h1 = ctx.apply(1, &ctx.x)?;
-    let mut vhat = vec![ctx.x.shallow_clone(), h1.f_detach()?];
-    tch::no_grad(|| -> Result<()> {
-        for l in 2..=layers {
-            let out = ctx.apply(l, &vhat[l - 1])?;
-            vhat.push(out);
-        }
-        Ok(())
-    })?;
-    let (loss, dldy) = ctx.loss_and_grad(&vhat[layers])?;
-    let mut v: Vec<Tensor> = match &ctx.vinit {
-        Some(v0) => {
-            check_vinit_shapes(v0, &vhat)?;
-            v0.iter()
-                .map(|t| t.f_detach())
-                .collect::<std::result::Result<_, _>>()?
-        }
-        None => vhat.iter().map(|t| t.shallow_clone()).collect(),
-    };
-    v[0] = ctx.x.shallow_clone();
-    if layers == 1 {
-        return single_layer(ctx, vhat, loss, dldy, v, &h1);
-    }
-
+    let vhat1 = h1.f_detach()?;
     let eta = ctx.eta;
     let mut step = eta;
-    let mut ev = forward(ctx, &v, &vhat[1])?;
+    // `dldy` comes from the first sweep's backward pass when the feed-forward pass is its
+    // evaluation.
+    let (vhat, loss, mut v, mut ev, mut dldy) = match &ctx.vinit {
+        None if layers > 1 => {
+            // The feed-forward pass, on leaves, is the first sweep's evaluation (v = v̂).
+            let mut leaves = vec![Tensor::default(), util::leaf(&vhat1)?];
+            let mut preds = vec![Tensor::default(), Tensor::default()];
+            for l in 2..=layers {
+                let p = ctx.apply(l, &leaves[l - 1])?;
+                if l < layers {
+                    leaves.push(util::leaf(&p)?);
+                }
+                preds.push(p);
+            }
+            let mut vhat = vec![ctx.x.shallow_clone(), vhat1.shallow_clone()];
+            for p in &preds[2..] {
+                vhat.push(p.f_detach()?);
+            }
+            let ev = evaluate(ctx, leaves, preds, &vhat1)?;
+            check_finite_loss(&ev.loss)?;
+            let loss = ev.loss.f_detach()?;
+            let v = vhat.iter().map(|t| t.shallow_clone()).collect();
+            (vhat, loss, v, ev, None)
+        }
+        _ => {
+            let mut vhat = vec![ctx.x.shallow_clone(), vhat1.shallow_clone()];
+            tch::no_grad(|| -> Result<()> {
+                for l in 2..=layers {
+                    let out = ctx.apply(l, &vhat[l - 1])?;
+                    vhat.push(out);
+                }
+                Ok(())
+            })?;
+            let (loss, dldy) = ctx.loss_and_grad(&vhat[layers])?;
+            let mut v: Vec<Tensor> = match &ctx.vinit {
+                Some(v0) => {
+                    check_vinit_shapes(v0, &vhat)?;
+                    v0.iter()
+                        .map(|t| t.f_detach())
+                        .collect::<std::result::Result<_, _>>()?
+                }
+                None => vhat.iter().map(|t| t.shallow_clone()).collect(),
+            };
+            v[0] = ctx.x.shallow_clone();
+            if layers == 1 {
+                return single_layer(ctx, vhat, loss, dldy, v, &h1);
+            }
+            let ev = forward(ctx, &v, &vhat1)?;
+            (vhat, loss, v, ev, Some(dldy))
+        }
+    };
     let initial = ev.value;
     if !initial.is_finite() {
         return Err(PcError::NonFiniteBeliefs {
@@ -131,25 +174,32 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     for k in 1..=ctx.n {
         let e_k = ev.value;
         energy.push(e_k);
-        let (eps, grad) = backward(ev, layers)?;
+        let (eps, vjp) = backward(ev, layers)?;
+        if dldy.is_none() {
+            dldy = Some(eps[layers].shallow_clone());
+        }
+        // The seed's update direction ε_l - J_{l+1}ᵀ ε_{l+1} (= -∂F/∂v_l).
+        let dir = (1..layers)
+            .map(|l| eps[l].f_sub(&vjp[l]))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         if let Some(obs) = ctx.observer.as_deref_mut() {
             let norms: Vec<f64> = eps[1..].iter().map(util::norm).collect::<Result<_>>()?;
             obs.observe(&Iteration::new(k, e_k, &norms, step, halvings_here));
         }
         last_eps = eps;
         halvings_here = 0;
-        // Propose v - step·∂F/∂v; with Backtrack, halve the step until F decreases.
+        // Propose v + step·dir; with Backtrack, halve the step until F decreases.
         let (next_v, next_ev, change) = loop {
             let mut next_v = v.iter().map(|t| t.shallow_clone()).collect::<Vec<_>>();
             let mut change: f64 = 0.0;
             for l in 1..layers {
-                let dv = grad[l].f_mul_scalar(step)?;
+                let dv = dir[l - 1].f_mul_scalar(step)?;
                 if ctx.tol.is_some() {
                     let scale = util::max_abs(&v[l])?;
                     change =
                         change.max(util::max_abs(&dv)? / if scale > 0.0 { scale } else { 1.0 });
                 }
-                next_v[l] = v[l].f_sub(&dv)?;
+                next_v[l] = v[l].f_add(&dv)?;
             }
             let next_ev = forward(ctx, &next_v, &vhat[1])?;
             let e = next_ev.value;
@@ -209,12 +259,16 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     }
     // Parameter updates at the final beliefs with the last sweep's errors.
     let final_energy = ev.value;
-    let mut roots = vec![util::dot(&h1, &last_eps[1])?];
+    let mut roots = vec![h1.f_mul(&last_eps[1])?];
     for (pred, e) in ev.preds.iter().zip(&last_eps).skip(2) {
-        roots.push(util::dot(pred, e)?);
+        roots.push(pred.f_mul(e)?);
     }
     let grads = ctx.param_grads(&roots)?;
     drop(ev);
+    let dldy = match dldy {
+        Some(d) => d,
+        None => last_eps[layers].shallow_clone(),
+    };
     Ok(Raw {
         vhat,
         loss,
