@@ -521,6 +521,7 @@ impl<'a> PcInfer<'a> {
         F: Fn(&Tensor, &Tensor) -> Tensor,
     {
         let out_kind = x.kind();
+        let param_kinds: Vec<Kind> = vars.iter().map(|v| v.kind()).collect();
         // Promote the model (and inputs) for the call if asked; restored on drop.
         let promoted = match self.relax_kind {
             Some(k) if k != x.kind() => Some(Promoted::new(model, k)?),
@@ -563,15 +564,15 @@ impl<'a> PcInfer<'a> {
         let grads = raw
             .grads
             .iter()
-            .zip(vars)
-            .map(|(g, v)| {
+            .zip(vars.iter().zip(&param_kinds))
+            .map(|(g, (v, &kind))| {
                 let g = if g.defined() {
                     g.f_detach()?
                 } else {
                     v.f_zeros_like()?
                 };
                 if to_param_kind {
-                    Ok(g.f_to_kind(v.kind())?)
+                    Ok(g.f_to_kind(kind)?)
                 } else {
                     Ok(g)
                 }

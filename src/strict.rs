@@ -83,7 +83,7 @@ fn backward(ev: Eval, layers: usize) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
     let mut roots = vec![ev.loss.shallow_clone()];
     for l in 2..layers {
         if ev.preds[l].requires_grad() {
-            roots.push(ev.preds[l].f_mul(&ev.diffs[l])?);
+            roots.push(util::dot(&ev.preds[l], &ev.diffs[l])?);
         }
     }
     let mut inputs = vec![ev.preds[layers].shallow_clone()];
@@ -178,28 +178,29 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         if dldy.is_none() {
             dldy = Some(eps[layers].shallow_clone());
         }
-        // The seed's update direction ε_l - J_{l+1}ᵀ ε_{l+1} (= -∂F/∂v_l).
-        let dir = (1..layers)
-            .map(|l| eps[l].f_sub(&vjp[l]))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
         if let Some(obs) = ctx.observer.as_deref_mut() {
             let norms: Vec<f64> = eps[1..].iter().map(util::norm).collect::<Result<_>>()?;
             obs.observe(&Iteration::new(k, e_k, &norms, step, halvings_here));
         }
         last_eps = eps;
         halvings_here = 0;
-        // Propose v + step·dir; with Backtrack, halve the step until F decreases.
+        // Propose v + step·(ε - Jᵀε) = v - step·∂F/∂v; with Backtrack, halve the step
+        // until F decreases.
         let (next_v, next_ev, change) = loop {
             let mut next_v = v.iter().map(|t| t.shallow_clone()).collect::<Vec<_>>();
             let mut change: f64 = 0.0;
             for l in 1..layers {
-                let dv = dir[l - 1].f_mul_scalar(step)?;
+                // The seed's v + η (ε - Jᵀε), with one allocation: (ε - Jᵀε), scaled and
+                // shifted in place (the same operations, hence the same bits).
+                let mut next = last_eps[l].f_sub(&vjp[l])?;
+                let _ = next.f_mul_scalar_(step)?;
                 if ctx.tol.is_some() {
                     let scale = util::max_abs(&v[l])?;
                     change =
-                        change.max(util::max_abs(&dv)? / if scale > 0.0 { scale } else { 1.0 });
+                        change.max(util::max_abs(&next)? / if scale > 0.0 { scale } else { 1.0 });
                 }
-                next_v[l] = v[l].f_add(&dv)?;
+                let _ = next.f_add_(&v[l])?;
+                next_v[l] = next;
             }
             let next_ev = forward(ctx, &next_v, &vhat[1])?;
             let e = next_ev.value;
@@ -259,9 +260,9 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     }
     // Parameter updates at the final beliefs with the last sweep's errors.
     let final_energy = ev.value;
-    let mut roots = vec![h1.f_mul(&last_eps[1])?];
+    let mut roots = vec![util::dot(&h1, &last_eps[1])?];
     for (pred, e) in ev.preds.iter().zip(&last_eps).skip(2) {
-        roots.push(pred.f_mul(e)?);
+        roots.push(util::dot(pred, e)?);
     }
     let grads = ctx.param_grads(&roots)?;
     drop(ev);

@@ -9,9 +9,10 @@ pub(crate) fn leaf(t: &Tensor) -> Result<Tensor> {
     Ok(t.f_detach()?.f_requires_grad_(true)?)
 }
 
-/// `Σ a ⊙ b`: the scalar whose gradient with respect to `a` is `b`.
+/// `Σ a ⊙ b`: the scalar whose gradient with respect to `a` is `b` (exactly: the backward
+/// pass of `dot` multiplies `b` by the incoming gradient 1). One read of each, no temporary.
 pub(crate) fn dot(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    Ok(a.f_mul(b)?.f_sum(None::<Kind>)?)
+    Ok(a.f_flatten(0, -1)?.f_dot(&b.f_flatten(0, -1)?)?)
 }
 
 /// Gradients of the sum of the scalar `roots` with respect to `inputs`; undefined tensors
