@@ -218,8 +218,7 @@ pub(crate) fn literal(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
             };
             let dv = eps[l].f_sub(&vjp)?.f_mul_scalar(eta)?;
             if ctx.tol.is_some() {
-                let scale = util::max_abs(&v[l])?;
-                change = change.max(util::max_abs(&dv)? / if scale > 0.0 { scale } else { 1.0 });
+                change = change.max(util::rel_change(&dv, &v[l])?);
             }
             v[l] = v[l].f_add(&dv)?;
         }

@@ -195,9 +195,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
                 let mut next = last_eps[l].f_sub(&vjp[l])?;
                 let _ = next.f_mul_scalar_(step)?;
                 if ctx.tol.is_some() {
-                    let scale = util::max_abs(&v[l])?;
-                    change =
-                        change.max(util::max_abs(&next)? / if scale > 0.0 { scale } else { 1.0 });
+                    change = change.max(util::rel_change(&next, &v[l])?);
                 }
                 let _ = next.f_add_(&v[l])?;
                 next_v[l] = next;

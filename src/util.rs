@@ -82,3 +82,10 @@ pub(crate) fn all_finite(ts: &[&Tensor]) -> Result<bool> {
 pub(crate) fn is_float(k: Kind) -> bool {
     matches!(k, Kind::Half | Kind::Float | Kind::Double | Kind::BFloat16)
 }
+
+/// The relative change `‖Δv‖_∞ / ‖v‖_∞` of a belief (scale 1 for an all-zero belief): the
+/// quantity that `tol` bounds.
+pub(crate) fn rel_change(dv: &Tensor, v: &Tensor) -> Result<f64> {
+    let scale = max_abs(v)?;
+    Ok(max_abs(dv)? / if scale > 0.0 { scale } else { 1.0 })
+}
