@@ -53,10 +53,7 @@ fn cuda_float32_exact_is_backprop() {
             let out = pc_infer(&seq, &l, &x, &y, err, 0.1, 20, None).unwrap();
             assert_eq!(out.v[1].device(), dev);
             if err == ErrType::Exact {
-                let pc = grads(&vs);
-                for (name, g) in &bp {
-                    assert!(rel_err(&pc[name], g) < 1e-5, "{model} {name}");
-                }
+                assert_grads_match(&vs, &bp, 1e-5, model);
             }
         }
     }

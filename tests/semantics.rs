@@ -16,11 +16,7 @@ fn exact_equals_backprop_mlp_and_cnn() {
         let loss = loss_for(model);
         let bp = backprop(&vs, &seq, &loss, &x, &y);
         let out = pc_infer(&seq, &loss, &x, &y, ErrType::Exact, 0.1, 20, None).unwrap();
-        let pc = grads(&vs);
-        for (name, g) in &bp {
-            let e = rel_err(&pc[name], g);
-            assert!(e < 1e-10, "{model} {name}: {e:e}");
-        }
+        assert_grads_match(&vs, &bp, 1e-10, model);
         // ε_L is dℓ/dŷ, v = v̂ - ε.
         assert!(out.epsilon[seq.len()].equal(&out.dldy));
         for l in 1..=seq.len() {
@@ -46,10 +42,7 @@ fn gradients_are_overwritten_not_accumulated() {
         )
         .unwrap();
     }
-    let pc = grads(&vs);
-    for (name, g) in &bp {
-        assert!(rel_err(&pc[name], g) < 1e-10, "{name}");
-    }
+    assert_grads_match(&vs, &bp, 1e-10, "mlp");
 }
 
 #[test]
@@ -82,10 +75,7 @@ fn works_inside_no_grad() {
         )
         .unwrap()
     });
-    let pc = grads(&vs);
-    for (name, g) in &bp {
-        assert!(rel_err(&pc[name], g) < 1e-10, "{name}");
-    }
+    assert_grads_match(&vs, &bp, 1e-10, "mlp");
 }
 
 #[test]
@@ -400,10 +390,7 @@ fn float32_smoke() {
             .n(seq.len())
             .run(&seq, &loss, &x, &y)
             .unwrap();
-        let pc = grads(&vs);
-        for (name, g) in &bp {
-            assert!(rel_err(&pc[name], g) < 1e-5, "{model} {name}");
-        }
+        assert_grads_match(&vs, &bp, 1e-5, model);
     }
 }
 

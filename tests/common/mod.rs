@@ -303,3 +303,13 @@ pub fn check_golden(case: &str, model: &str, err_type: tch2pc::ErrType, device: 
     }
     eprintln!("{case}: worst relative difference {worst:.2e}");
 }
+
+/// Asserts that the `.grad` of every variable of `vs` matches `want` (by name) to `tol`
+/// relative; `what` labels the failure.
+pub fn assert_grads_match(vs: &nn::VarStore, want: &HashMap<String, Tensor>, tol: f64, what: &str) {
+    let got = grads(vs);
+    for (name, g) in want {
+        let e = rel_err(&got[name], g);
+        assert!(e < tol, "{what} {name}: relative error {e:e}");
+    }
+}
