@@ -415,3 +415,85 @@ fn adam_step_trains_with_every_algorithm() {
         assert!(last < 0.5 * first, "{err}: loss {first} -> {last}");
     }
 }
+
+#[test]
+fn single_layer_models_are_backprop_for_every_algorithm() {
+    tch::manual_seed(71);
+    let mut vs = tch::nn::VarStore::new(CPU);
+    vs.set_kind(F64);
+    let seq = tch2pc::Sequential::new(&vs).add(tch::nn::linear(
+        vs.root() / "0",
+        4,
+        3,
+        Default::default(),
+    ));
+    let x = Tensor::randn([5, 4], (F64, CPU));
+    let y = Tensor::randn([5, 3], (F64, CPU));
+    let bp = backprop(&vs, &seq, &tch2pc::loss::mse, &x, &y);
+    for err in [ErrType::Exact, ErrType::FixedPred, ErrType::Strict] {
+        let out = pc_infer(&seq, &tch2pc::loss::mse, &x, &y, err, 0.1, 7, None).unwrap();
+        assert_eq!(out.v.len(), 2);
+        assert!(out.epsilon[1].equal(&out.dldy), "{err}");
+        assert_grads_match(&vs, &bp, 1e-12, err.as_str());
+    }
+}
+
+#[test]
+fn parameter_free_first_layer() {
+    // Layer 1 has no parameters (and the input is clamped): nothing needs its gradient.
+    tch::manual_seed(73);
+    let mut vs = tch::nn::VarStore::new(CPU);
+    vs.set_kind(F64);
+    let root = vs.root();
+    let seq = tch2pc::Sequential::new(&vs)
+        .add_fn(|x| x.tanh())
+        .add(tch::nn::linear(&root / "1", 4, 6, Default::default()))
+        .add_fn(|x| x.sigmoid())
+        .add(tch::nn::linear(&root / "3", 6, 2, Default::default()));
+    let x = Tensor::randn([5, 4], (F64, CPU));
+    let y = Tensor::randn([5, 2], (F64, CPU));
+    let bp = backprop(&vs, &seq, &tch2pc::loss::mse, &x, &y);
+    pc_infer(
+        &seq,
+        &tch2pc::loss::mse,
+        &x,
+        &y,
+        ErrType::Exact,
+        0.1,
+        1,
+        None,
+    )
+    .unwrap();
+    assert_grads_match(&vs, &bp, 1e-12, "exact");
+    PcInfer::new(ErrType::FixedPred)
+        .eta(1.0)
+        .n(4)
+        .run(&seq, &tch2pc::loss::mse, &x, &y)
+        .unwrap();
+    assert_grads_match(&vs, &bp, 1e-12, "fixedpred");
+    let lit = PcInfer::new(ErrType::FixedPred)
+        .fixed_pred(FixedPredMode::Literal)
+        .run(&seq, &tch2pc::loss::mse, &x, &y)
+        .unwrap();
+    let cf = PcInfer::new(ErrType::FixedPred)
+        .run(&seq, &tch2pc::loss::mse, &x, &y)
+        .unwrap();
+    for l in 1..=4 {
+        assert!(
+            rel_err(&cf.epsilon[l], &lit.epsilon[l]) < 1e-10
+                || lit.epsilon[l].abs().max().double_value(&[]) == 0.0
+        );
+    }
+    let out = pc_infer(
+        &seq,
+        &tch2pc::loss::mse,
+        &x,
+        &y,
+        ErrType::Strict,
+        0.1,
+        20,
+        None,
+    )
+    .unwrap();
+    assert!(out.report.final_energy.unwrap() <= out.report.energy[0]);
+}
