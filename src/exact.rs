@@ -2,9 +2,7 @@
 
 use crate::err_type::ErrType;
 use crate::error::Result;
-use crate::infer::{check_finite_loss, check_vinit_shapes, Ctx, PcReport, Raw, StopReason};
-use crate::util;
-use tch::Tensor;
+use crate::infer::{check_vinit_shapes, Ctx, PcReport, Raw, StopReason};
 
 pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     let layers = ctx.layers();
@@ -13,25 +11,19 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     if let Some(v0) = &ctx.vinit {
         check_vinit_shapes(v0, &h)?;
     }
-    let loss = ctx.loss(&h[layers])?;
-    check_finite_loss(&loss)?;
-    let mut inputs: Vec<Tensor> = h[1..].iter().map(|t| t.shallow_clone()).collect();
-    inputs.extend(ctx.vars.iter().map(|v| v.shallow_clone()));
-    let mut g = util::grads(std::slice::from_ref(&loss), &inputs, false)?.into_iter();
+    let (loss, deltas, grads) = ctx.backprop(&h[layers], &h[1..])?;
     let mut eps = vec![ctx.x.f_zeros_like()?];
     let mut v = vec![ctx.x.shallow_clone()];
-    for hl in &h[1..] {
-        let e = util::or_zeros(g.next().unwrap_or_default(), hl)?;
+    for (hl, e) in h[1..].iter().zip(deltas) {
         v.push(hl.f_detach()?.f_sub(&e)?);
         eps.push(e);
     }
-    let grads: Vec<Tensor> = g.collect();
     Ok(Raw {
         vhat: h
             .iter()
             .map(|t| t.f_detach())
             .collect::<std::result::Result<_, _>>()?,
-        loss: loss.f_detach()?,
+        loss,
         dldy: eps[layers].shallow_clone(),
         v,
         eps,

@@ -9,7 +9,7 @@
 
 use crate::err_type::ErrType;
 use crate::error::Result;
-use crate::infer::{check_finite_loss, check_vinit_shapes, Ctx, PcReport, Raw, StopReason};
+use crate::infer::{check_vinit_shapes, Ctx, PcReport, Raw, StopReason};
 use crate::observer::Iteration;
 use crate::util;
 use tch::Tensor;
@@ -90,18 +90,19 @@ pub(crate) fn closed_form(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     if let Some(v0) = &ctx.vinit {
         check_vinit_shapes(v0, &vhat)?;
     }
-    let loss = ctx.loss(&vhat[layers])?;
-    check_finite_loss(&loss)?;
-    let mut inputs: Vec<Tensor> = upper.iter().map(|t| t.shallow_clone()).collect();
-    if let Some(b) = &boundary_leaf {
-        inputs.push(b.shallow_clone());
-    }
-    inputs.extend(ctx.vars.iter().map(|v| v.shallow_clone()));
-    let mut g = util::grads(std::slice::from_ref(&loss), &inputs, false)?.into_iter();
+    let mut wrt: Vec<Tensor> = upper.iter().map(|t| t.shallow_clone()).collect();
+    wrt.extend(boundary_leaf.iter().map(|b| b.shallow_clone()));
+    let (loss, mut deltas, grads) = ctx.backprop(&vhat[layers], &wrt)?;
+    let boundary_grad = if boundary_leaf.is_some() {
+        deltas.pop()
+    } else {
+        None
+    };
 
     let mut eps = vec![ctx.x.f_zeros_like()?];
     let mut v = vec![ctx.x.shallow_clone()];
     let mut delta_norm = vec![0.0; layers + 1];
+    let mut scaled = deltas.into_iter();
     for l in 1..=layers {
         let h = vhat[l].f_detach()?;
         if l < lo {
@@ -109,7 +110,7 @@ pub(crate) fn closed_form(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
             v.push(h);
             continue;
         }
-        let e = util::or_zeros(g.next().unwrap_or_default(), &h)?;
+        let e = scaled.next().unwrap_or_default();
         delta_norm[l] = util::norm(&e)? / cn[l];
         let vl = if l == layers {
             h
@@ -119,14 +120,12 @@ pub(crate) fn closed_form(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         eps.push(e);
         v.push(vl);
     }
-    if let Some(b) = boundary_leaf {
-        let gb = util::or_zeros(g.next().unwrap_or_default(), &b)?;
+    if let Some(gb) = boundary_grad {
         delta_norm[boundary] = util::norm(&gb)? / cn[lo];
         v[boundary] = vhat[boundary]
             .f_detach()?
             .f_sub(&gb.f_mul_scalar(cm[boundary] / cn[lo])?)?;
     }
-    let grads: Vec<Tensor> = g.collect();
 
     // Energies and error norms per sweep, from the closed form.
     let loss_value = loss.f_double_value(&[])?;
@@ -155,7 +154,7 @@ pub(crate) fn closed_form(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
             .iter()
             .map(|t| t.f_detach())
             .collect::<std::result::Result<_, _>>()?,
-        loss: loss.f_detach()?,
+        loss,
         dldy: eps[layers].shallow_clone(),
         v,
         eps,

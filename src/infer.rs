@@ -215,6 +215,29 @@ impl Ctx<'_, '_> {
         Ok((loss.f_detach()?, dldy))
     }
 
+    /// One backward pass of the (finite) loss at `output`: `(ℓ, ∂ℓ/∂wrt, ∂ℓ/∂θ)`, the loss
+    /// detached, zeros for the `wrt` tensors that the loss does not reach, undefined
+    /// variable gradients where a variable is unused. Exact and FixedPred's closed form are
+    /// this pass (the latter with rescaled gradients in the graph).
+    pub fn backprop(
+        &self,
+        output: &Tensor,
+        wrt: &[Tensor],
+    ) -> Result<(Tensor, Vec<Tensor>, Vec<Tensor>)> {
+        let loss = self.loss(output)?;
+        check_finite_loss(&loss)?;
+        let mut inputs: Vec<Tensor> = wrt.iter().map(|t| t.shallow_clone()).collect();
+        inputs.extend(self.vars.iter().map(|v| v.shallow_clone()));
+        let mut g = util::grads(std::slice::from_ref(&loss), &inputs, false)?.into_iter();
+        let at = wrt
+            .iter()
+            .map(|t| util::or_zeros(g.next().unwrap_or_default(), t))
+            .collect::<Result<Vec<_>>>()?;
+        let mut vars: Vec<Tensor> = g.collect();
+        vars.resize_with(self.vars.len(), Tensor::default);
+        Ok((loss.f_detach()?, at, vars))
+    }
+
     /// Gradients of `roots` with respect to the trainable variables (undefined where unused).
     pub fn param_grads(&self, roots: &[Tensor]) -> Result<Vec<Tensor>> {
         let roots: Vec<Tensor> = roots

@@ -264,10 +264,8 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     }
     let grads = ctx.param_grads(&roots)?;
     drop(ev);
-    let dldy = match dldy {
-        Some(d) => d,
-        None => last_eps[layers].shallow_clone(),
-    };
+    // Set by the first sweep's backward pass, which runs since n >= 1 (validated).
+    let dldy = dldy.ok_or(PcError::ZeroIterations("Strict"))?;
     Ok(Raw {
         vhat,
         loss,
