@@ -34,7 +34,7 @@ use clap::{Parser, ValueEnum};
 use plotters::prelude::*;
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind};
-use tch2pc::{data, loss, ErrType, OnDiverge, PcError, PcInfer};
+use tch2pc::{binomial_tail, data, loss, ErrType, OnDiverge, PcError, PcInfer};
 
 const NS: [usize; 8] = [1, 2, 5, 10, 20, 50, 100, 200];
 const ETAS: [f64; 3] = [0.1, 0.5, 1.0];
@@ -89,16 +89,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// `P(Binomial(n, p) ≥ k)`.
-fn binom_tail(n: usize, p: f64, k: usize) -> f64 {
-    (k..=n)
-        .map(|j| {
-            let c: f64 = (0..j).map(|i| (n - i) as f64 / (i + 1) as f64).product();
-            c * p.powi(j as i32) * (1.0 - p).powi((n - j) as i32)
-        })
-        .sum()
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -181,7 +171,7 @@ fn run(cli: Cli) -> Result<()> {
     // FixedPred against its closed form.
     let mut worst: f64 = 0.0;
     for r in rows.iter().filter(|r| r.err_type == ErrType::FixedPred) {
-        let want = 1.0 - binom_tail(r.n - 1, r.eta, layers - r.layer);
+        let want = 1.0 - binomial_tail(r.n - 1, r.eta, layers - r.layer);
         worst = worst.max((r.rel_error - want).abs());
     }
     fs::create_dir_all(&cli.out).with_context(|| format!("creating {}", cli.out.display()))?;

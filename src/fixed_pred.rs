@@ -41,6 +41,28 @@ pub fn coefficients(eta: f64, n: usize, layers: usize) -> Vec<Vec<f64>> {
     all
 }
 
+/// `P(Binomial(n, p) ≥ k) = Σ_{j=k}^{n} C(n, j) p^j (1-p)^{n-j}`: with `n-1` sweeps and
+/// `p = η ≤ 1`, the factor by which FixedPred scales backprop's error at layer `L-k`
+/// (Rosenbaum 2022). Computed directly from the sum, independently of the recursion that
+/// [`coefficients`] and `pc_infer` use.
+///
+/// ```
+/// use tch2pc::binomial_tail;
+/// assert_eq!(binomial_tail(3, 0.5, 0), 1.0);
+/// assert!((binomial_tail(3, 0.5, 2) - 0.5).abs() < 1e-15);
+/// assert_eq!(binomial_tail(1, 0.3, 2), 0.0); // more layers than sweeps: exactly zero
+/// let c = tch2pc::fixed_pred_coefficients(0.3, 4, 5);
+/// assert!((c[3][2] - binomial_tail(3, 0.3, 3)).abs() < 1e-15); // c_2 after 4 sweeps
+/// ```
+pub fn binomial_tail(n: usize, p: f64, k: usize) -> f64 {
+    (k..=n)
+        .map(|j| {
+            let c: f64 = (0..j).map(|i| (n - i) as f64 / (i + 1) as f64).product();
+            c * p.powi(j as i32) * (1.0 - p).powi((n - j) as i32)
+        })
+        .sum()
+}
+
 /// The closed form: one forward, one backward with rescaled gradients.
 pub(crate) fn closed_form(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     let layers = ctx.layers();
@@ -272,26 +294,13 @@ pub(crate) fn literal(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
 mod tests {
     use super::*;
 
-    fn binom_tail(n: usize, p: f64, k: usize) -> f64 {
-        // P(Binomial(n, p) >= k)
-        let mut total = 0.0;
-        for j in k..=n {
-            let mut c = 1.0;
-            for i in 0..j {
-                c = c * (n - i) as f64 / (i + 1) as f64;
-            }
-            total += c * p.powi(j as i32) * (1.0 - p).powi((n - j) as i32);
-        }
-        total
-    }
-
     #[test]
     fn coefficients_are_binomial_tails() {
         for &eta in &[0.1, 0.5, 1.0] {
             for n in 1..12 {
                 let c = coefficients(eta, n, 5);
                 for (l, &got) in c[n - 1].iter().enumerate().skip(1) {
-                    let want = binom_tail(n - 1, eta, 5 - l);
+                    let want = binomial_tail(n - 1, eta, 5 - l);
                     assert!(
                         (got - want).abs() < 1e-14,
                         "eta {eta} n {n} l {l}: {got} vs {want}"

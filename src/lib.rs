@@ -19,7 +19,7 @@ mod util;
 pub use alignment::{Alignment, LayerAlignment};
 pub use err_type::ErrType;
 pub use error::{PcError, Result};
-pub use fixed_pred::coefficients as fixed_pred_coefficients;
+pub use fixed_pred::{binomial_tail, coefficients as fixed_pred_coefficients};
 pub use infer::{pc_infer, FixedPredMode, OnDiverge, PcInfer, PcOutput, PcReport, StopReason};
 pub use observer::{Iteration, Observer, Recorder};
 pub use sequential::Sequential;

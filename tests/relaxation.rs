@@ -318,7 +318,7 @@ fn alignment_exact_is_zero_and_fixedpred_is_closed_form() {
                         .unwrap();
                     assert_eq!(a.report.iterations, n);
                     for la in &a.layers {
-                        let c = binom_tail(n - 1, eta, layers - la.layer);
+                        let c = tch2pc::binomial_tail(n - 1, eta, layers - la.layer);
                         assert!(
                             (la.rel_error - (1.0 - c)).abs() < 1e-10,
                             "{model} eta {eta} n {n} layer {}: {} vs {}",

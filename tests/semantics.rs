@@ -153,7 +153,7 @@ fn fixedpred_matches_binomial_closed_form() {
                     .run(&seq, &loss, &x, &y)
                     .unwrap();
                 for l in 1..=layers {
-                    let c = binom_tail(n - 1, eta, layers - l);
+                    let c = tch2pc::binomial_tail(n - 1, eta, layers - l);
                     let want = &ex.epsilon[l] * c;
                     let got = &out.epsilon[l];
                     if c == 0.0 {

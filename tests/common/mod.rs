@@ -196,16 +196,6 @@ pub fn layer_params(model: &str, l: usize) -> Vec<String> {
     vec![format!("{prefix}.weight"), format!("{prefix}.bias")]
 }
 
-/// P(Binomial(n, p) >= k), computed directly.
-pub fn binom_tail(n: usize, p: f64, k: usize) -> f64 {
-    (k..=n)
-        .map(|j| {
-            let c: f64 = (0..j).map(|i| (n - i) as f64 / (i + 1) as f64).product();
-            c * p.powi(j as i32) * (1.0 - p).powi((n - j) as i32)
-        })
-        .sum()
-}
-
 /// All gradients concatenated into one flat f64 vector (sorted by name).
 pub fn flat(g: &HashMap<String, Tensor>) -> Tensor {
     let mut names: Vec<_> = g.keys().cloned().collect();
