@@ -184,16 +184,19 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         }
         last_eps = eps;
         halvings_here = 0;
+        let mut dirs = directions(ctx, &last_eps, vjp, &v, &vhat, dldy.as_ref())?;
         // Propose v + step·(ε - Jᵀε) = v - step·∂F/∂v; with Backtrack, halve the step
         // until F decreases.
         let (next_v, next_ev, change) = loop {
             let mut next_v = v.iter().map(|t| t.shallow_clone()).collect::<Vec<_>>();
             let mut change: f64 = 0.0;
             for l in 1..layers {
-                // The seed's v + η (ε - Jᵀε), with one allocation: (ε - Jᵀε), scaled and
-                // shifted in place (the same operations, hence the same bits).
-                let mut next = last_eps[l].f_sub(&vjp[l])?;
-                let _ = next.f_mul_scalar_(step)?;
+                // The seed's v + η (ε - Jᵀε): the direction scaled and shifted, in place
+                // when the step cannot be retried (the same operations, hence the same bits).
+                let mut next = match ctx.on_diverge {
+                    OnDiverge::Error => dirs[l].f_mul_scalar_(step)?,
+                    OnDiverge::Backtrack => dirs[l].f_mul_scalar(step)?,
+                };
                 if ctx.tol.is_some() {
                     change = change.max(util::rel_change(&next, &v[l])?);
                 }
@@ -287,6 +290,46 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
             final_energy: Some(final_energy),
         },
     })
+}
+
+/// The directions `ε_l - J_{l+1}(v_l)ᵀ ε_{l+1}`, `l = 1..L-1` (index 0 unused), each
+/// written over its `Jᵀε` when nothing else shares that buffer (it is a fresh gradient in
+/// every ordinary model): one allocation fewer per layer and sweep.
+fn directions(
+    ctx: &Ctx<'_, '_>,
+    eps: &[Tensor],
+    vjp: Vec<Tensor>,
+    v: &[Tensor],
+    vhat: &[Tensor],
+    dldy: Option<&Tensor>,
+) -> Result<Vec<Tensor>> {
+    let mut dirs = vec![Tensor::default()];
+    for (l, g) in vjp.iter().enumerate().skip(1) {
+        let e = &eps[l];
+        let others: Vec<&Tensor> = eps
+            .iter()
+            .chain(v)
+            .chain(vhat)
+            .chain(dldy)
+            .chain(ctx.vars.iter())
+            .chain(
+                vjp.iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != l)
+                    .map(|(_, t)| t),
+            )
+            .collect();
+        let in_place = g.kind() == e.kind()
+            && g.size() == e.size()
+            && g.device() == e.device()
+            && util::writable_apart(g, &others);
+        dirs.push(if in_place {
+            e.f_sub_out(g, g)?
+        } else {
+            e.f_sub(g)?
+        });
+    }
+    Ok(dirs)
 }
 
 /// `L = 1`: no hidden beliefs; `ε_1 = ∂ℓ/∂f_1(x)` and the update is backprop's.

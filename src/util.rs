@@ -89,3 +89,35 @@ pub(crate) fn rel_change(dv: &Tensor, v: &Tensor) -> Result<f64> {
     let scale = max_abs(v)?;
     Ok(max_abs(dv)? / if scale > 0.0 { scale } else { 1.0 })
 }
+
+/// The bytes `[start, end)` that `t`'s elements may occupy (from its sizes and strides;
+/// everything when a stride is negative), or `None` for an undefined or empty tensor.
+fn extent(t: &Tensor) -> Option<(usize, usize)> {
+    if !t.defined() || t.numel() == 0 {
+        return None;
+    }
+    let start = t.data_ptr() as usize;
+    let mut last: i64 = 0;
+    for (size, stride) in t.size().iter().zip(t.stride()) {
+        if stride < 0 {
+            return Some((0, usize::MAX));
+        }
+        last += (size - 1) * stride;
+    }
+    let bytes = (last as usize + 1) * t.kind().elt_size_in_bytes();
+    Some((start, start.saturating_add(bytes)))
+}
+
+/// Whether `t` may be overwritten without changing any of `others`: it is contiguous (no
+/// element stored twice) and its memory overlaps none of theirs. Conservative: a `false`
+/// only costs a copy.
+pub(crate) fn writable_apart(t: &Tensor, others: &[&Tensor]) -> bool {
+    let Some((a0, a1)) = extent(t) else {
+        return false;
+    };
+    t.is_contiguous()
+        && others.iter().all(|o| match extent(o) {
+            Some((b0, b1)) => a1 <= b0 || b1 <= a0,
+            None => true,
+        })
+}

@@ -163,29 +163,93 @@ fn without_tol_results_equal_the_seed_bit_for_bit() {
         let vinit: Vec<Tensor> = (0..=layers)
             .filter_map(|l| g.0.get(&format!("vinit.{l}")).map(|t| t.shallow_clone()))
             .collect();
-        let mut cfg = PcInfer::new(ErrType::Strict)
-            .eta(g.scalar("eta"))
-            .n(g.scalar("n") as usize)
-            .on_diverge(OnDiverge::Backtrack);
-        if !vinit.is_empty() {
-            cfg = cfg.vinit(&vinit);
+        // Error updates the beliefs in place, Backtrack keeps each direction for retries.
+        for policy in [OnDiverge::Error, OnDiverge::Backtrack] {
+            let mut cfg = PcInfer::new(ErrType::Strict)
+                .eta(g.scalar("eta"))
+                .n(g.scalar("n") as usize)
+                .on_diverge(policy);
+            if !vinit.is_empty() {
+                cfg = cfg.vinit(&vinit);
+            }
+            let out = cfg
+                .run(&seq, &loss_for(model), g.get("x"), g.get("y"))
+                .unwrap();
+            for l in 1..=layers {
+                assert!(
+                    out.v[l].equal(g.get(&format!("v.{l}"))),
+                    "{case} {policy:?} v.{l}"
+                );
+                assert!(
+                    out.epsilon[l].equal(g.get(&format!("eps.{l}"))),
+                    "{case} {policy:?} eps.{l}"
+                );
+            }
+            for (name, v) in vs.variables() {
+                assert!(
+                    v.grad().equal(g.get(&format!("grad.{name}"))),
+                    "{case} {policy:?} grad.{name}"
+                );
+            }
+            // The caller's initial beliefs are read, never written.
+            for (l, t) in vinit.iter().enumerate() {
+                assert!(t.equal(g.get(&format!("vinit.{l}"))), "{case} vinit.{l}");
+            }
         }
-        let out = cfg
-            .run(&seq, &loss_for(model), g.get("x"), g.get("y"))
+    }
+}
+
+/// Layers that return their input (a tensor sharing the belief's memory) make autograd hand
+/// back gradients that alias other gradients; the in-place belief update must notice and
+/// give exactly the values of the same model with copying identities (`x * 1`).
+#[test]
+fn strict_is_unaffected_by_layers_that_alias_their_input() {
+    let build = |copy: bool| {
+        tch::manual_seed(7);
+        let vs = tch::nn::VarStore::new(CPU);
+        let root = vs.root();
+        let id = move |x: &Tensor| if copy { x * 1.0 } else { x.shallow_clone() };
+        let seq = tch2pc::Sequential::new(&vs)
+            .add(tch::nn::linear(&root / "0", 5, 4, Default::default()))
+            .add_fn(move |x| id(x))
+            .add(tch::nn::linear(&root / "2", 4, 4, Default::default()))
+            .add_fn(move |x| id(x).tanh())
+            .add_fn(move |x| id(x));
+        (vs, seq)
+    };
+    tch::manual_seed(8);
+    let x = Tensor::randn([6, 5], (F64, CPU));
+    let y = Tensor::randn([6, 4], (F64, CPU));
+    let run = |copy: bool, policy: OnDiverge| {
+        let (mut vs, seq) = build(copy);
+        vs.double();
+        let out = PcInfer::new(ErrType::Strict)
+            .eta(0.2)
+            .n(6)
+            .on_diverge(policy)
+            .run(&seq, &loss::mse, &x, &y)
             .unwrap();
-        for l in 1..=layers {
-            assert!(out.v[l].equal(g.get(&format!("v.{l}"))), "{case} v.{l}");
-            assert!(
-                out.epsilon[l].equal(g.get(&format!("eps.{l}"))),
-                "{case} eps.{l}"
-            );
+        let mut fresh = vec![x.shallow_clone()];
+        for l in 1..=seq.len() {
+            let h = tch::no_grad(|| seq.f_layer_forward(l, &fresh[l - 1]).unwrap());
+            fresh.push(h);
         }
-        for (name, v) in vs.variables() {
-            assert!(
-                v.grad().equal(g.get(&format!("grad.{name}"))),
-                "{case} grad.{name}"
-            );
+        for (l, (a, b)) in out.vhat.iter().zip(&fresh).enumerate() {
+            assert!(a.equal(b), "vhat.{l} changed after the call");
         }
+        (out, grads(&vs))
+    };
+    for policy in [OnDiverge::Error, OnDiverge::Backtrack] {
+        let (want, want_g) = run(true, policy);
+        let (got, got_g) = run(false, policy);
+        for l in 1..want.v.len() {
+            assert!(got.v[l].equal(&want.v[l]), "{policy:?} v.{l}");
+            assert!(got.epsilon[l].equal(&want.epsilon[l]), "{policy:?} eps.{l}");
+        }
+        for (name, g) in &want_g {
+            assert!(got_g[name].equal(g), "{policy:?} grad.{name}");
+        }
+        assert!(got.v[1].ne_tensor(&got.vhat[1]).any().int64_value(&[]) != 0);
     }
 }
 
