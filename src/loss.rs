@@ -147,8 +147,8 @@ pub fn f_cross_entropy(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
     let labels = target.f_to_kind(Kind::Int64)?;
     let classes = shape[1];
     if labels.numel() > 0 {
-        let min = labels.f_min()?.f_int64_value(&[])?;
-        let max = labels.f_max()?.f_int64_value(&[])?;
+        let (min, max) = labels.f_aminmax(None, false)?;
+        let (min, max) = (min.f_int64_value(&[])?, max.f_int64_value(&[])?);
         if min < 0 || max >= classes {
             return Err(PcError::LabelOutOfRange { min, max, classes });
         }

@@ -62,7 +62,7 @@ fn evaluate(
         for l in 1..layers {
             let pred = if l == 1 { vhat1 } else { &preds[l] };
             let d = pred.f_sub(&leaves[l])?;
-            value += 0.5 * util::norm(&d)?.powi(2);
+            value += 0.5 * util::sq_norm(&d)?;
             diffs.push(d);
         }
         Ok(())
@@ -171,6 +171,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     let mut iterations = 0;
     let mut last_eps: Vec<Tensor> = Vec::new();
     let mut halvings_here = 0;
+    let mut fixed_extents = Vec::new();
     for k in 1..=ctx.n {
         let e_k = ev.value;
         energy.push(e_k);
@@ -184,7 +185,16 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         }
         last_eps = eps;
         halvings_here = 0;
-        let mut dirs = directions(ctx, &last_eps, vjp, &v, &vhat, dldy.as_ref())?;
+        if fixed_extents.is_empty() {
+            // The tensors that outlive every sweep: outputs and parameters.
+            fixed_extents = vhat
+                .iter()
+                .chain(dldy.as_ref())
+                .chain(&ctx.vars)
+                .filter_map(util::extent)
+                .collect();
+        }
+        let mut dirs = directions(&last_eps, vjp, &v, &fixed_extents)?;
         // Propose v + step·(ε - Jᵀε) = v - step·∂F/∂v; with Backtrack, halve the step
         // until F decreases.
         let (next_v, next_ev, change) = loop {
@@ -293,36 +303,38 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
 }
 
 /// The directions `ε_l - J_{l+1}(v_l)ᵀ ε_{l+1}`, `l = 1..L-1` (index 0 unused), each
-/// written over its `Jᵀε` when nothing else shares that buffer (it is a fresh gradient in
-/// every ordinary model): one allocation fewer per layer and sweep.
+/// written over its `Jᵀε` when that gradient is contiguous and shares no memory with any
+/// other tensor in use (`eps`, `v`, the other gradients, and `fixed_extents`: those of the
+/// outputs and parameters). It is a fresh gradient in every ordinary model; a layer returning
+/// its input makes gradients alias. One allocation fewer per layer and sweep, same bits.
 fn directions(
-    ctx: &Ctx<'_, '_>,
     eps: &[Tensor],
     vjp: Vec<Tensor>,
     v: &[Tensor],
-    vhat: &[Tensor],
-    dldy: Option<&Tensor>,
+    fixed_extents: &[(usize, usize)],
 ) -> Result<Vec<Tensor>> {
+    let held: Vec<(usize, usize)> = eps
+        .iter()
+        .chain(v)
+        .filter_map(util::extent)
+        .chain(fixed_extents.iter().copied())
+        .collect();
+    let grads: Vec<Option<(usize, usize)>> = vjp.iter().map(util::extent).collect();
     let mut dirs = vec![Tensor::default()];
     for (l, g) in vjp.iter().enumerate().skip(1) {
         let e = &eps[l];
-        let others: Vec<&Tensor> = eps
-            .iter()
-            .chain(v)
-            .chain(vhat)
-            .chain(dldy)
-            .chain(ctx.vars.iter())
-            .chain(
-                vjp.iter()
+        let apart = grads[l].is_some_and(|r| {
+            held.iter().all(|&h| util::disjoint(r, h))
+                && grads
+                    .iter()
                     .enumerate()
-                    .filter(|&(j, _)| j != l)
-                    .map(|(_, t)| t),
-            )
-            .collect();
-        let in_place = g.kind() == e.kind()
-            && g.size() == e.size()
+                    .all(|(j, o)| j == l || o.is_none_or(|o| util::disjoint(r, o)))
+        });
+        let in_place = apart
+            && g.is_contiguous()
+            && g.kind() == e.kind()
             && g.device() == e.device()
-            && util::writable_apart(g, &others);
+            && g.size() == e.size();
         dirs.push(if in_place {
             e.f_sub_out(g, g)?
         } else {

@@ -51,6 +51,20 @@ pub(crate) fn norm(t: &Tensor) -> Result<f64> {
     Ok(t.f_detach()?.f_norm()?.f_double_value(&[])?)
 }
 
+/// `‖t‖²` (sum of squared elements) as f64: one BLAS dot for float and double tensors
+/// (a single pass, no square root), the square of the norm otherwise.
+pub(crate) fn sq_norm(t: &Tensor) -> Result<f64> {
+    if t.numel() == 0 {
+        return Ok(0.0);
+    }
+    if matches!(t.kind(), Kind::Float | Kind::Double) {
+        let f = t.f_flatten(0, -1)?;
+        Ok(f.f_dot(&f)?.f_double_value(&[])?)
+    } else {
+        Ok(norm(t)?.powi(2))
+    }
+}
+
 /// Largest absolute value, as f64.
 pub(crate) fn max_abs(t: &Tensor) -> Result<f64> {
     if t.numel() == 0 {
@@ -92,7 +106,7 @@ pub(crate) fn rel_change(dv: &Tensor, v: &Tensor) -> Result<f64> {
 
 /// The bytes `[start, end)` that `t`'s elements may occupy (from its sizes and strides;
 /// everything when a stride is negative), or `None` for an undefined or empty tensor.
-fn extent(t: &Tensor) -> Option<(usize, usize)> {
+pub(crate) fn extent(t: &Tensor) -> Option<(usize, usize)> {
     if !t.defined() || t.numel() == 0 {
         return None;
     }
@@ -108,16 +122,7 @@ fn extent(t: &Tensor) -> Option<(usize, usize)> {
     Some((start, start.saturating_add(bytes)))
 }
 
-/// Whether `t` may be overwritten without changing any of `others`: it is contiguous (no
-/// element stored twice) and its memory overlaps none of theirs. Conservative: a `false`
-/// only costs a copy.
-pub(crate) fn writable_apart(t: &Tensor, others: &[&Tensor]) -> bool {
-    let Some((a0, a1)) = extent(t) else {
-        return false;
-    };
-    t.is_contiguous()
-        && others.iter().all(|o| match extent(o) {
-            Some((b0, b1)) => a1 <= b0 || b1 <= a0,
-            None => true,
-        })
+/// Whether two extents (see [`extent`]) share no byte.
+pub(crate) fn disjoint(a: (usize, usize), b: (usize, usize)) -> bool {
+    a.1 <= b.0 || b.1 <= a.0
 }
