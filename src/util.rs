@@ -34,13 +34,14 @@ pub(crate) fn or_zeros(g: Tensor, like: &Tensor) -> Result<Tensor> {
 }
 
 /// An identity whose backward pass multiplies the gradient by `r`:
-/// `u = h.detach() + r (h - h.detach())`. The forward value is `h` bit for bit.
+/// `u = lerp(h.detach(), h, r) = h.detach() + r (h - h.detach())`, one kernel. The forward
+/// value is `h` bit for bit (for finite `h`: `h - h = 0`), and the gradient reaching `h` is
+/// `r ·` the incoming one (the detached start gets none).
 pub(crate) fn scale_grad(h: &Tensor, r: f64) -> Result<Tensor> {
     if r == 1.0 {
         return Ok(h.shallow_clone());
     }
-    let d = h.f_detach()?;
-    Ok(d.f_add(&h.f_sub(&d)?.f_mul_scalar(r)?)?)
+    Ok(h.f_detach()?.f_lerp(h, r)?)
 }
 
 /// Euclidean norm of all elements, as f64.
@@ -125,4 +126,45 @@ pub(crate) fn extent(t: &Tensor) -> Option<(usize, usize)> {
 /// Whether two extents (see [`extent`]) share no byte.
 pub(crate) fn disjoint(a: (usize, usize), b: (usize, usize)) -> bool {
     a.1 <= b.0 || b.1 <= a.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    /// `scale_grad` is the identity forward (bit for bit) and scales the gradient by `r`.
+    #[test]
+    fn scale_grad_is_identity_forward_and_scales_backward() {
+        for kind in [Kind::Float, Kind::Double] {
+            tch::manual_seed(5);
+            let x = (Tensor::randn([64, 9], (kind, Device::Cpu)) * 1e4).set_requires_grad(true);
+            let h = x.tanh() * 3.0 + &x;
+            let up = Tensor::randn([64, 9], (kind, Device::Cpu));
+            for r in [0.0, 1e-30, 0.3, 0.5, 0.7, 2.5] {
+                let u = scale_grad(&h, r).unwrap();
+                assert!(u.equal(&h), "{kind:?} r = {r}: forward value changed");
+                let g = Tensor::run_backward(&[dot(&u, &up).unwrap()], &[&h], true, false);
+                assert!(g[0].equal(&(&up * r)), "{kind:?} r = {r}: gradient");
+            }
+        }
+    }
+
+    #[test]
+    fn extents_detect_shared_memory() {
+        let a = Tensor::zeros([4, 6], (Kind::Float, Device::Cpu));
+        let row = a.narrow(0, 1, 1);
+        let col = a.narrow(1, 2, 1);
+        let other = Tensor::zeros([4, 6], (Kind::Float, Device::Cpu));
+        let (ea, er, ec, eo) = (
+            extent(&a).unwrap(),
+            extent(&row).unwrap(),
+            extent(&col).unwrap(),
+            extent(&other).unwrap(),
+        );
+        assert!(!disjoint(ea, er) && !disjoint(ea, ec) && !disjoint(er, ec));
+        assert!(disjoint(ea, eo));
+        assert_eq!(er.1 - er.0, 6 * 4);
+        assert!(extent(&Tensor::zeros([0], (Kind::Float, Device::Cpu))).is_none());
+    }
 }
