@@ -171,7 +171,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     let mut iterations = 0;
     let mut last_eps: Vec<Tensor> = Vec::new();
     let mut halvings_here = 0;
-    let mut fixed_extents = Vec::new();
+    let mut fixed_extents: Option<Vec<(usize, usize)>> = None;
     for k in 1..=ctx.n {
         let e_k = ev.value;
         energy.push(e_k);
@@ -185,16 +185,16 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         }
         last_eps = eps;
         halvings_here = 0;
-        if fixed_extents.is_empty() {
-            // The tensors that outlive every sweep: outputs and parameters.
-            fixed_extents = vhat
-                .iter()
+        // The memory of the tensors that outlive every sweep (outputs and parameters), once
+        // `dldy` is known (after the first backward pass).
+        let fixed = fixed_extents.get_or_insert_with(|| {
+            vhat.iter()
                 .chain(dldy.as_ref())
                 .chain(&ctx.vars)
                 .filter_map(util::extent)
-                .collect();
-        }
-        let mut dirs = directions(&last_eps, vjp, &v, &fixed_extents)?;
+                .collect::<Vec<_>>()
+        });
+        let mut dirs = directions(&last_eps, vjp, &v, fixed)?;
         // Propose v + step·(ε - Jᵀε) = v - step·∂F/∂v; with Backtrack, halve the step
         // until F decreases.
         let (next_v, next_ev, change) = loop {
