@@ -1,10 +1,12 @@
 //! How close predictive-coding updates are to backprop, layer by layer (Rosenbaum 2022,
 //! Figs. 2–4).
 
+use crate::engine::state::StateGuard;
 use crate::err_type::ErrType;
 use crate::error::{PcError, Result};
-use crate::infer::{PcInfer, PcReport};
-use crate::sequential::Sequential;
+use crate::model::{Graph, PcModel};
+use crate::pc::PcInfer;
+use crate::report::PcReport;
 use crate::util;
 use tch::{Kind, Tensor};
 
@@ -19,7 +21,7 @@ use tch::{Kind, Tensor};
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub struct LayerAlignment {
-    /// The PC layer, 1-based.
+    /// The node (1-based; the layer of a `Sequential`).
     pub layer: usize,
     /// `‖Δθ_pc - Δθ_bp‖ / ‖Δθ_bp‖`.
     pub rel_error: f64,
@@ -31,12 +33,12 @@ pub struct LayerAlignment {
     pub bp_norm: f64,
 }
 
-/// The result of [`PcInfer::alignment`]: one entry per layer with parameters, and the
+/// The result of [`PcInfer::alignment`]: one entry per node with parameters, and the
 /// report of the predictive-coding run (iterations, stop reason, backtracking).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Alignment {
-    /// Per layer with parameters, in order.
+    /// Per node with parameters, in order.
     pub layers: Vec<LayerAlignment>,
     /// The report of the predictive-coding computation.
     pub report: PcReport,
@@ -44,11 +46,15 @@ pub struct Alignment {
 
 impl PcInfer<'_> {
     /// Compares this configuration's parameter updates with backprop's gradients on one
-    /// batch, for every layer that has parameters. Nothing is written into `.grad`. Both are
-    /// computed in the same dtype (`relax_kind`, if set).
+    /// batch, for every node that has parameters. Nothing is written: `.grad`, the
+    /// parameters and the buffers are as before the call. Both are computed in the same
+    /// dtype (`relax_kind`, if set) and, in training mode, with the same dropout masks.
     ///
-    /// Parameters are attributed to the first layer whose output depends on them. For
-    /// FixedPred, `rel_error` of layer `l` is `1 - P(Binomial(n-1, η) ≥ L-l)`.
+    /// Parameters are attributed to the first node that uses them directly. For FixedPred
+    /// on a chain, `rel_error` of layer `l` is `1 - P(Binomial(n-1, η) ≥ L-l)`.
+    ///
+    /// # Errors
+    /// As [`PcInfer::run`].
     ///
     /// ```
     /// use tch::{nn, Device, Kind, Tensor};
@@ -70,49 +76,50 @@ impl PcInfer<'_> {
     /// assert!(a.layers[1].rel_error < 1e-12); // the top layer is exact
     /// # Ok::<(), tch2pc::PcError>(())
     /// ```
-    pub fn alignment<F>(
-        self,
-        model: &Sequential,
-        loss: &F,
-        x: &Tensor,
-        y: &Tensor,
-    ) -> Result<Alignment>
+    pub fn alignment<M, F>(self, model: &M, loss: &F, x: &Tensor, y: &Tensor) -> Result<Alignment>
     where
+        M: PcModel + ?Sized,
         F: Fn(&Tensor, &Tensor) -> Tensor,
     {
-        let kind = self.relax_kind;
-        let (out, vars, pc) = self.compute(model, loss, x, y, false)?;
-        let mut exact = PcInfer::new(ErrType::Exact);
-        if let Some(k) = kind {
-            exact = exact.relax_kind(k);
-        }
-        let (_, _, bp) = exact.compute(model, loss, x, y, false)?;
-        let owners = tch::with_grad(|| layer_of_variables(model, x, &vars))?;
-        let mut layers = Vec::new();
-        for l in 1..=model.len() {
-            let idx: Vec<usize> = (0..vars.len()).filter(|&i| owners[i] == Some(l)).collect();
-            if idx.is_empty() {
-                continue;
+        let graph = model.graph();
+        tch::with_grad(|| {
+            // One guard for both computations: the same dropout masks, and every buffer
+            // restored when it drops.
+            let (state, seed) = StateGuard::new(graph, x.device())?;
+            let kind = self.settings.relax_kind;
+            let pc = self.compute(graph, loss, x, y, false, &state, seed)?;
+            let mut exact = PcInfer::new(ErrType::Exact);
+            if let Some(k) = kind {
+                exact = exact.relax_kind(k);
             }
-            let a = flatten(&idx, &pc)?;
-            let b = flatten(&idx, &bp)?;
-            layers.push(compare(l, &a, &b)?);
-        }
-        Ok(Alignment {
-            layers,
-            report: out.report,
+            let bp = exact.compute(graph, loss, x, y, false, &state, seed)?;
+            let owners = node_of_variables(graph, x, &pc.vars)?;
+            let mut layers = Vec::new();
+            for i in 1..=graph.len() {
+                let idx: Vec<usize> = (0..pc.vars.len())
+                    .filter(|&k| owners[k] == Some(i))
+                    .collect();
+                if idx.is_empty() {
+                    continue;
+                }
+                let a = flatten(&idx, &pc.grads, &pc.vars)?;
+                let b = flatten(&idx, &bp.grads, &pc.vars)?;
+                layers.push(compare(i, &a, &b)?);
+            }
+            Ok(Alignment {
+                layers,
+                report: pc.out.report,
+            })
         })
     }
 }
 
-fn flatten(idx: &[usize], grads: &[Tensor]) -> Result<Tensor> {
+fn flatten(idx: &[usize], grads: &[Tensor], vars: &[Tensor]) -> Result<Tensor> {
     let parts = idx
         .iter()
         .map(|&i| {
-            Ok(grads[i]
-                .f_detach()?
-                .f_to_kind(Kind::Double)?
-                .f_flatten(0, -1)?)
+            let g = util::or_zeros(grads[i].shallow_clone(), &vars[i])?;
+            Ok(g.f_detach()?.f_to_kind(Kind::Double)?.f_flatten(0, -1)?)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::f_cat(&parts, 0)?)
@@ -140,32 +147,26 @@ fn compare(layer: usize, a: &Tensor, b: &Tensor) -> Result<LayerAlignment> {
     })
 }
 
-/// For each trainable variable, the first layer (1-based) whose output depends on it.
-fn layer_of_variables(
-    model: &Sequential,
-    x: &Tensor,
-    vars: &[Tensor],
-) -> Result<Vec<Option<usize>>> {
+/// For each variable, the first node (1-based) whose own function uses it (each node on
+/// detached copies of its parents' feed-forward values).
+fn node_of_variables(graph: &Graph, x: &Tensor, vars: &[Tensor]) -> Result<Vec<Option<usize>>> {
     let mut owner = vec![None; vars.len()];
-    let mut h = x.f_detach()?;
-    for l in 1..=model.len() {
-        let out = model.apply(l, &h)?;
-        if out.requires_grad() && util::is_float(out.kind()) {
+    let mut values = vec![x.f_detach()?];
+    for i in 1..=graph.len() {
+        let out = graph.apply(i, &graph.gather(i, &values), graph.is_training())?;
+        if out.requires_grad() && util::is_float(out.kind()) && !vars.is_empty() {
             let g = util::grads(&[out.f_sum(None::<Kind>)?], vars, false)?;
-            for (i, gi) in g.iter().enumerate() {
-                if gi.defined() && owner[i].is_none() {
-                    owner[i] = Some(l);
+            for (k, gk) in g.iter().enumerate() {
+                if gk.defined() && owner[k].is_none() {
+                    owner[k] = Some(i);
                 }
             }
         }
-        h = out.f_detach()?;
+        values.push(out.f_detach()?);
     }
-    if vars.is_empty() {
-        return Ok(owner);
-    }
-    if owner.iter().all(|o| o.is_none()) && !model.is_empty() {
+    if !vars.is_empty() && owner.iter().all(|o| o.is_none()) {
         return Err(PcError::InvalidConfig(
-            "none of the model's trainable variables is used by its layers".into(),
+            "none of the model's trainable variables is used by its nodes".into(),
         ));
     }
     Ok(owner)

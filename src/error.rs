@@ -19,9 +19,14 @@ use tch::{Device, Kind, TchError};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PcError {
-    /// The model has no layers.
+    /// The model has no layers (no nodes besides the input).
     #[error("the model is empty: add at least one layer")]
     EmptyModel,
+
+    /// A [`Graph`](crate::Graph) was built wrongly: a parent from another graph or not yet
+    /// added, a node without parents, or a node that does not reach the output.
+    #[error("invalid graph: {0}")]
+    InvalidGraph(String),
 
     /// The step size is not a finite number greater than zero.
     #[error("eta must be finite and > 0, got {0}")]
@@ -74,12 +79,13 @@ pub enum PcError {
         found: Vec<i64>,
     },
 
-    /// A layer's forward pass failed on its input (usually a shape that does not fit).
-    #[error("layer {layer} of {layers} failed on an input of shape {input_shape:?}: {message}")]
+    /// A node's forward pass failed on its input (usually a shape that does not fit), or
+    /// returned a value that cannot be a belief (not floating point).
+    #[error("node {layer} of {layers} failed on an input of shape {input_shape:?}: {message}")]
     Forward {
-        /// 1-based index of the failing layer.
+        /// The failing node (1-based; the layer of a `Sequential`).
         layer: usize,
-        /// Number of layers in the model.
+        /// Number of nodes (layers) in the model.
         layers: usize,
         /// Shape of the input that the layer was given.
         input_shape: Vec<i64>,

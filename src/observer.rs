@@ -13,12 +13,18 @@ pub struct Iteration<'a> {
     pub iteration: usize,
     /// The energy at the start of the sweep.
     pub energy: f64,
-    /// `‖ε_l‖₂` for `l = 1..=L` (index `l-1`), the prediction errors of this sweep.
+    /// `‖ε_i‖₂` for nodes `i = 1..=N` (index `i-1`), the prediction errors of this sweep.
     pub eps_norms: &'a [f64],
     /// The step size used for this sweep (smaller than `eta` after backtracking).
     pub eta: f64,
     /// How many times this sweep's step was halved before the energy decreased.
     pub backtracks: usize,
+    /// `‖Δv‖₂` over all beliefs: the size of the update this sweep made (NaN where the
+    /// algorithm does not form it, as in FixedPred's closed forms).
+    pub update_norm: f64,
+    /// `‖m‖₂` over all beliefs: the norm of the belief optimizer's first moment (momentum
+    /// or Adam) after this sweep; 0 for plain steps, NaN where not formed.
+    pub state_norm: f64,
 }
 
 /// Receives one [`Iteration`] per relaxation sweep. The default method does nothing, so an
@@ -62,11 +68,26 @@ impl<'a> Iteration<'a> {
             eps_norms,
             eta,
             backtracks,
+            update_norm: f64::NAN,
+            state_norm: f64::NAN,
         }
+    }
+
+    /// The same record with the update's and the optimizer state's norms.
+    ///
+    /// ```
+    /// let it = tch2pc::Iteration::new(1, 1.0, &[0.5], 0.1, 0).with_update(0.25, 0.0);
+    /// assert_eq!((it.update_norm, it.state_norm), (0.25, 0.0));
+    /// ```
+    pub fn with_update(mut self, update_norm: f64, state_norm: f64) -> Self {
+        self.update_norm = update_norm;
+        self.state_norm = state_norm;
+        self
     }
 }
 
-/// An observer that records everything: energies and per-layer error norms per sweep.
+/// An observer that records everything: energies, per-node error norms, step sizes and
+/// update norms per sweep.
 ///
 /// ```
 /// use tch2pc::{Observer, Recorder, Iteration};
@@ -79,10 +100,14 @@ impl<'a> Iteration<'a> {
 pub struct Recorder {
     /// Energy per sweep.
     pub energy: Vec<f64>,
-    /// `‖ε_l‖₂` per sweep, `l = 1..=L`.
+    /// `‖ε_i‖₂` per sweep, nodes `i = 1..=N`.
     pub eps_norms: Vec<Vec<f64>>,
     /// Step size per sweep.
     pub eta: Vec<f64>,
+    /// `‖Δv‖₂` per sweep (NaN where not formed).
+    pub update_norm: Vec<f64>,
+    /// The belief optimizer's `‖m‖₂` per sweep.
+    pub state_norm: Vec<f64>,
 }
 
 impl Observer for Recorder {
@@ -90,5 +115,7 @@ impl Observer for Recorder {
         self.energy.push(it.energy);
         self.eps_norms.push(it.eps_norms.to_vec());
         self.eta.push(it.eta);
+        self.update_norm.push(it.update_norm);
+        self.state_norm.push(it.state_norm);
     }
 }

@@ -44,6 +44,18 @@ pub(crate) fn scale_grad(h: &Tensor, r: f64) -> Result<Tensor> {
     Ok(h.f_detach()?.f_lerp(h, r)?)
 }
 
+/// A detached copy of `t` with its own memory.
+pub(crate) fn copy(t: &Tensor) -> Result<Tensor> {
+    let mut c = t.f_empty_like()?;
+    tch::no_grad(|| c.f_copy_(t))?;
+    Ok(c)
+}
+
+/// `√(Σ_i x_i²)` of a list of norms.
+pub(crate) fn hypot(norms: &[f64]) -> f64 {
+    norms.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
 /// Euclidean norm of all elements, as f64.
 pub(crate) fn norm(t: &Tensor) -> Result<f64> {
     if t.numel() == 0 {

@@ -1,7 +1,7 @@
 //! Running a call in a wider dtype (e.g. float64 relaxation for a float32 model).
 
 use crate::error::Result;
-use crate::sequential::Sequential;
+use crate::model::Graph;
 use crate::util;
 use tch::{Kind, Tensor};
 
@@ -14,13 +14,14 @@ pub(crate) struct Promoted {
 }
 
 impl Promoted {
-    pub fn new(model: &Sequential, kind: Kind) -> Result<Self> {
+    pub fn new(graph: &Graph, kind: Kind) -> Result<Self> {
         let mut p = Promoted {
             kind,
             saved: Vec::new(),
         };
         tch::no_grad(|| -> Result<()> {
-            for mut v in model.all_variables() {
+            let vars = graph.vars();
+            for (_, mut v) in vars.trainable.into_iter().chain(vars.buffers) {
                 if !util::is_float(v.kind()) || v.kind() == kind {
                     continue;
                 }

@@ -1,0 +1,31 @@
+//! Exact: backprop written in predictive-coding form. One forward, one backward:
+//! `ε_i = ∂ℓ/∂v̂_i` through all paths, `v_i = v̂_i − ε_i`.
+
+use crate::engine::relax::no_relaxation;
+use crate::engine::{Ctx, Raw};
+use crate::error::Result;
+
+pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
+    let n = ctx.out();
+    let (h, _) = ctx.forward_chained(None)?;
+    ctx.check_vinit(&h)?;
+    let (loss, deltas, grads) = ctx.backprop(&h[n], &h[1..])?;
+    let mut eps = vec![ctx.zero_input_error(&h[n])?];
+    let mut v = vec![ctx.x.shallow_clone()];
+    for (hi, e) in h[1..].iter().zip(deltas) {
+        v.push(hi.f_detach()?.f_sub(&e)?);
+        eps.push(e);
+    }
+    Ok(Raw {
+        vhat: h
+            .iter()
+            .map(|t| t.f_detach())
+            .collect::<std::result::Result<_, _>>()?,
+        loss,
+        dldy: eps[n].shallow_clone(),
+        v,
+        eps,
+        grads,
+        report: no_relaxation(ctx.settings.eta),
+    })
+}

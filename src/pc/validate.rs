@@ -1,0 +1,101 @@
+//! Checks of the inputs of a call (dtype, device, definedness, `vinit`), before anything
+//! is computed.
+
+use crate::error::{PcError, Result};
+use crate::util;
+use tch::{Kind, Tensor};
+
+/// The floating dtype the call computes in before any `relax_kind`: `x`'s if it is
+/// floating, else the first variable's (token-id inputs), else none.
+pub(crate) fn working_kind(vars: &[Tensor], x: &Tensor) -> Option<Kind> {
+    if util::is_float(x.kind()) {
+        Some(x.kind())
+    } else {
+        vars.iter().map(|v| v.kind()).find(|&k| util::is_float(k))
+    }
+}
+
+/// Checks `x`, `y` and `vinit` against the variables (`nodes` = `N`).
+pub(crate) fn inputs(
+    vars: &[Tensor],
+    x: &Tensor,
+    y: &Tensor,
+    vinit: Option<&[Tensor]>,
+    nodes: usize,
+) -> Result<()> {
+    if !x.defined() {
+        return Err(PcError::InvalidConfig("x is an undefined tensor".into()));
+    }
+    if !y.defined() {
+        return Err(PcError::InvalidConfig("y is an undefined tensor".into()));
+    }
+    let device = x.device();
+    let kind = working_kind(vars, x);
+    for v in vars {
+        if v.device() != device {
+            return Err(PcError::DeviceMismatch {
+                what: "x".into(),
+                expected: v.device(),
+                found: device,
+            });
+        }
+        if util::is_float(x.kind()) && v.kind() != x.kind() {
+            return Err(PcError::DtypeMismatch {
+                what: "x".into(),
+                expected: v.kind(),
+                found: x.kind(),
+            });
+        }
+    }
+    if y.device() != device {
+        return Err(PcError::DeviceMismatch {
+            what: "y".into(),
+            expected: device,
+            found: y.device(),
+        });
+    }
+    if let Some(k) = kind {
+        if util::is_float(y.kind()) && y.kind() != k {
+            return Err(PcError::DtypeMismatch {
+                what: "y".into(),
+                expected: k,
+                found: y.kind(),
+            });
+        }
+    }
+    if let Some(v0) = vinit {
+        if v0.len() != nodes + 1 {
+            return Err(PcError::ShapeMismatch {
+                what: "vinit".into(),
+                expected: format!(
+                    "{} tensors (one per node, index 0 for the input)",
+                    nodes + 1
+                ),
+                found: vec![v0.len() as i64],
+            });
+        }
+        for (i, t) in v0.iter().enumerate().skip(1) {
+            if !t.defined() {
+                return Err(PcError::InvalidConfig(format!(
+                    "vinit[{i}] is an undefined tensor"
+                )));
+            }
+            if t.device() != device {
+                return Err(PcError::DeviceMismatch {
+                    what: format!("vinit[{i}]"),
+                    expected: device,
+                    found: t.device(),
+                });
+            }
+            let expected = kind.unwrap_or(t.kind());
+            if t.kind() != expected || !util::is_float(t.kind()) {
+                return Err(PcError::DtypeMismatch {
+                    what: format!("vinit[{i}]"),
+                    expected,
+                    found: t.kind(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
