@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- [--device cpu|cuda] [--threads 2] [--reps 30]
-//!     [--warmup 3] [--model seed|mlp:DEPTH] [--weights FILE.npz] [--json FILE]
+//!     [--warmup 3] [--model seed|mlp:DEPTH|res:BLOCKS] [--weights FILE.npz] [--json FILE]
 //!     [--variant NAME[(eta,n)]]...
 //! cargo run --release --example bench -- --memory MODE [--iters 10] [...]
 //! ```
@@ -14,7 +14,8 @@
 //!
 //! Variants (default: all of these): `backprop`, `exact`, `fixedpred` (0.1,20),
 //! `fixedpred(0.5,3)`, `fixedpred(1,5)`, `fixedpred(0.1,100)`, `fixedpred_literal` (0.1,20),
-//! `strict` (0.1,20). Any `fixedpred`, `fixedpred_literal` or `strict` may take `(eta,n)`.
+//! `strict` (0.1,20); also `fixedpred_graded` (the graded closed form). Any `fixedpred`,
+//! `fixedpred_literal`, `fixedpred_graded` or `strict` may take `(eta,n)`.
 //!
 //! Memory mode (`--memory backprop|exact|fixedpred|fixedpred_literal|strict`, each with an
 //! optional `(eta,n)`): runs only that variant `--iters` times and prints one JSON line with
@@ -34,7 +35,6 @@ mod common;
 
 use common::{ModelSpec, Setup, Variant};
 use std::time::Instant;
-use tch::nn::Module;
 use tch::Device;
 
 struct Args {
@@ -53,7 +53,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: bench [--device cpu|cuda] [--threads N] [--reps N] [--warmup N] [--model seed|mlp:DEPTH]\n\
+        "usage: bench [--device cpu|cuda] [--threads N] [--reps N] [--warmup N] [--model seed|mlp:DEPTH|res:BLOCKS]\n\
          \x20            [--weights FILE.npz] [--json FILE] [--seed N] [--variant NAME[(eta,n)]]...\n\
          \x20      bench --memory backprop|exact|fixedpred|fixedpred_literal|strict [--iters N] [...]"
     );

@@ -37,6 +37,10 @@ fn is_integer(kind: Kind) -> bool {
 /// `nn.MSELoss()` (mean reduction). `output` and `target` must have the same shape, dtype
 /// and device.
 ///
+/// # Errors
+/// [`PcError::DeviceMismatch`], [`PcError::ShapeMismatch`] or [`PcError::DtypeMismatch`]
+/// when the target does not fit the output; [`PcError::Torch`] for a libtorch failure.
+///
 /// ```
 /// use tch::Tensor;
 /// let l = tch2pc::loss::f_mse(&Tensor::from_slice(&[1.0f64, 2.0]), &Tensor::from_slice(&[0.0f64, 0.0]))?;
@@ -85,6 +89,11 @@ pub fn mse(output: &Tensor, target: &Tensor) -> Tensor {
 ///
 /// Labels outside `0..C` give [`PcError::LabelOutOfRange`] (checked before libtorch sees
 /// them, which on CUDA would abort the process).
+///
+/// # Errors
+/// [`PcError::LabelOutOfRange`]; [`PcError::DeviceMismatch`], [`PcError::ShapeMismatch`]
+/// or [`PcError::DtypeMismatch`] when the target does not fit the logits;
+/// [`PcError::Torch`] for a libtorch failure.
 ///
 /// ```
 /// use tch::Tensor;

@@ -6,7 +6,12 @@
 use std::collections::HashMap;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Reduction, Tensor};
-use tch2pc::{loss, ErrType, FixedPredMode, PcInfer, Sequential};
+use tch2pc::{loss, ErrType, FixedPredMode, Graph, PcInfer, PcModel, Sequential};
+
+/// A model the benchmarks can time both ways: predictive coding ([`PcModel`]) and a plain
+/// forward pass ([`Module`]).
+pub trait Net: PcModel + Module {}
+impl<T: PcModel + Module> Net for T {}
 
 /// The seed's batch size.
 pub const BATCH: i64 = 300;
@@ -15,8 +20,8 @@ pub const BATCH: i64 = 300;
 pub struct Setup {
     /// The store holding the parameters (its trainable variables get the updates).
     pub vs: nn::VarStore,
-    /// The PC layers.
-    pub model: Sequential,
+    /// The PC model (a `Sequential` or a `Graph`).
+    pub model: Box<dyn Net>,
     /// Inputs.
     pub x: Tensor,
     /// Class labels (int64).
@@ -86,6 +91,36 @@ pub fn mlp(vs: &nn::VarStore, depth: usize, width: i64) -> Sequential {
     model
 }
 
+/// A residual network on `(300, 784)` inputs as a [`Graph`]: `h_0 = tanh(W_0 x)` (width 256),
+/// then `blocks` residual blocks `h_{b+1} = h_b + tanh(W_b h_b)` (each block two nodes: the
+/// branch and the merge), then a linear read-out to 10 classes: `2·blocks + 2` nodes.
+pub fn resnet(vs: &nn::VarStore, blocks: usize, width: i64) -> Graph {
+    let root = vs.root();
+    let mut g = Graph::new(vs);
+    let mut h = g.add(
+        g.input(),
+        nn::seq()
+            .add(nn::linear(&root / "in", 784, width, Default::default()))
+            .add_fn(|x| x.tanh()),
+    );
+    for b in 0..blocks {
+        let f = g.add(
+            h,
+            nn::seq()
+                .add(nn::linear(
+                    &root / format!("b{b}"),
+                    width,
+                    width,
+                    Default::default(),
+                ))
+                .add_fn(|x| x.tanh()),
+        );
+        h = g.add_fn(&[h, f], |xs: &[Tensor]| &xs[0] + &xs[1]);
+    }
+    g.add(h, nn::linear(&root / "out", width, 10, Default::default()));
+    g
+}
+
 /// Which model to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelSpec {
@@ -93,13 +128,18 @@ pub enum ModelSpec {
     Seed,
     /// A width-256 tanh MLP of this depth on `(300, 784)` inputs.
     Mlp(usize),
+    /// A width-256 residual network ([`resnet`]) with this many blocks.
+    Res(usize),
 }
 
 impl ModelSpec {
-    /// `seed` or `mlp:DEPTH`.
+    /// `seed`, `mlp:DEPTH` or `res:BLOCKS`.
     pub fn parse(s: &str) -> Option<ModelSpec> {
         if s == "seed" {
             return Some(ModelSpec::Seed);
+        }
+        if let Some(b) = s.strip_prefix("res:") {
+            return b.parse().ok().map(ModelSpec::Res);
         }
         s.strip_prefix("mlp:")
             .and_then(|d| d.parse().ok())
@@ -112,6 +152,7 @@ impl ModelSpec {
         match self {
             ModelSpec::Seed => "seed".into(),
             ModelSpec::Mlp(d) => format!("mlp:{d}"),
+            ModelSpec::Res(b) => format!("res:{b}"),
         }
     }
 }
@@ -121,13 +162,17 @@ impl ModelSpec {
 pub fn setup(spec: ModelSpec, device: Device, seed: i64) -> Setup {
     tch::manual_seed(seed);
     let vs = nn::VarStore::new(device);
-    let (model, x) = match spec {
+    let (model, x): (Box<dyn Net>, Tensor) = match spec {
         ModelSpec::Seed => (
-            seed_network(&vs),
+            Box::new(seed_network(&vs)),
             Tensor::rand([BATCH, 1, 28, 28], (Kind::Float, device)),
         ),
         ModelSpec::Mlp(depth) => (
-            mlp(&vs, depth, 256),
+            Box::new(mlp(&vs, depth, 256)),
+            Tensor::rand([BATCH, 784], (Kind::Float, device)),
+        ),
+        ModelSpec::Res(blocks) => (
+            Box::new(resnet(&vs, blocks, 256)),
             Tensor::rand([BATCH, 784], (Kind::Float, device)),
         ),
     };
@@ -206,6 +251,8 @@ pub enum Variant {
     FixedPred { eta: f64, n: usize },
     /// FixedPred with `FixedPredMode::Literal` (the seed's loop).
     FixedPredLiteral { eta: f64, n: usize },
+    /// FixedPred with `FixedPredMode::Graded` (the graded closed form on any graph).
+    FixedPredGraded { eta: f64, n: usize },
     /// `pc_infer(.., Strict, eta, n)`.
     Strict { eta: f64, n: usize },
 }
@@ -218,6 +265,7 @@ impl Variant {
             Variant::Exact => "exact".into(),
             Variant::FixedPred { eta, n } => format!("fixedpred({eta},{n})"),
             Variant::FixedPredLiteral { eta, n } => format!("fixedpred_literal({eta},{n})"),
+            Variant::FixedPredGraded { eta, n } => format!("fixedpred_graded({eta},{n})"),
             Variant::Strict { eta, n } => format!("strict({eta},{n})"),
         }
     }
@@ -237,6 +285,7 @@ impl Variant {
             "exact" => Some(Variant::Exact),
             "fixedpred" => Some(Variant::FixedPred { eta, n }),
             "fixedpred_literal" => Some(Variant::FixedPredLiteral { eta, n }),
+            "fixedpred_graded" => Some(Variant::FixedPredGraded { eta, n }),
             "strict" => Some(Variant::Strict { eta, n }),
             _ => None,
         }
@@ -255,6 +304,13 @@ impl Variant {
                     .eta(eta)
                     .n(n)
                     .fixed_pred(FixedPredMode::Literal),
+            ),
+            Variant::FixedPredGraded { eta, n } => pc(
+                s,
+                PcInfer::new(ErrType::FixedPred)
+                    .eta(eta)
+                    .n(n)
+                    .fixed_pred(FixedPredMode::Graded),
             ),
             Variant::Strict { eta, n } => pc(s, PcInfer::new(ErrType::Strict).eta(eta).n(n)),
         }
@@ -275,7 +331,7 @@ pub fn backprop_step(s: &Setup) {
 
 fn pc(s: &Setup, cfg: PcInfer<'_>) {
     let label = format!("{cfg:?}");
-    if let Err(e) = cfg.run(&s.model, &loss::cross_entropy, &s.x, &s.y) {
+    if let Err(e) = cfg.run(&*s.model, &loss::cross_entropy, &s.x, &s.y) {
         panic!("{label}: {e}");
     }
 }

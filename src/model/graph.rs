@@ -366,6 +366,10 @@ impl Graph {
     /// [`PcError::Forward`] naming the node that failed (or [`PcError::InvalidGraph`])
     /// instead of a panic.
     ///
+    /// # Errors
+    /// [`PcError::InvalidGraph`] if the graph was built wrongly; [`PcError::Forward`] naming
+    /// the first node that fails on its inputs.
+    ///
     /// ```
     /// use tch::{nn, Device, Kind, Tensor};
     /// let vs = nn::VarStore::new(Device::Cpu);
@@ -381,6 +385,9 @@ impl Graph {
     }
 
     /// The values of every node, `[x, v̂_1, …, v̂_N]`, in the graph's training mode.
+    ///
+    /// # Errors
+    /// As [`Graph::f_forward`].
     ///
     /// ```
     /// use tch::Tensor;
