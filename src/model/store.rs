@@ -1,5 +1,6 @@
 //! Read access to the variables of a model's `VarStore`.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use tch::nn;
 use tch::Tensor;
@@ -31,25 +32,32 @@ impl Store {
             // A poisoned lock only means another thread panicked while holding it; the
             // variables themselves are still valid tensors.
             let v = variables.lock().unwrap_or_else(|p| p.into_inner());
-            let same = |a: &Tensor, b: &Tensor| {
-                a.data_ptr() == b.data_ptr() && a.size() == b.size() && a.kind() == b.kind()
-            };
-            let name_of = |t: &Tensor| {
-                v.named_variables
-                    .iter()
-                    .find(|(_, n)| same(n, t))
-                    .map(|(k, _)| k.clone())
-                    .unwrap_or_default()
-            };
+            // Variables are told apart by their data pointer (shallow clones share it).
+            let names: HashMap<usize, &String> = v
+                .named_variables
+                .iter()
+                .map(|(k, t)| (t.data_ptr() as usize, k))
+                .collect();
             let trainable: Vec<(String, Tensor)> = v
                 .trainable_variables
                 .iter()
-                .map(|t| (name_of(&t.tensor), t.tensor.shallow_clone()))
+                .map(|t| {
+                    let name = names
+                        .get(&(t.tensor.data_ptr() as usize))
+                        .map(|k| (*k).clone())
+                        .unwrap_or_default();
+                    (name, t.tensor.shallow_clone())
+                })
+                .collect();
+            let is_trainable: HashSet<usize> = v
+                .trainable_variables
+                .iter()
+                .map(|t| t.tensor.data_ptr() as usize)
                 .collect();
             let mut buffers: Vec<(String, Tensor)> = v
                 .named_variables
                 .iter()
-                .filter(|(_, t)| !v.trainable_variables.iter().any(|x| same(&x.tensor, t)))
+                .filter(|(_, t)| !is_trainable.contains(&(t.data_ptr() as usize)))
                 .map(|(k, t)| (k.clone(), t.shallow_clone()))
                 .collect();
             buffers.sort_by(|a, b| a.0.cmp(&b.0));
