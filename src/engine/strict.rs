@@ -286,7 +286,9 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
             fixed = fixed_predictions(ctx)?;
             ev = forward(ctx, &v, &fixed)?;
         }
-        if relax.converged(k, change) {
+        // Measured as if the full step η had been taken: a step that backtracking has made
+        // small does not count as convergence by itself.
+        if relax.converged(k, change * relax.eta / relax.step) {
             break;
         }
     }

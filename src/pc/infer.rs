@@ -23,7 +23,9 @@ use tch::{nn, Kind, Tensor};
 ///
 /// * `tol(t)`: stop the relaxation once the largest belief change of a sweep, relative to
 ///   the belief's scale, `max_i ‖Δv_i‖_∞ / ‖v_i‖_∞` (scale 1 for an all-zero belief), falls
-///   below `t`. Without it, all `n` sweeps run, exactly as in the seed.
+///   below `t`; after backtracking the change is scaled by `η / step`, so that a step made
+///   small does not pass for convergence. Without it, all `n` sweeps run, exactly as in the
+///   seed.
 /// * `on_diverge(OnDiverge::Backtrack)`: halve the step whenever a Strict sweep would raise
 ///   the energy `F(v) = ℓ(f_N(v_pa(N)), y) + ½ Σ_hidden ‖f_i(v_pa(i)) - v_i‖²`.
 /// * `divergence_tolerance(r)`: with [`OnDiverge::Error`](crate::OnDiverge::Error), a sweep whose energy exceeds
