@@ -6,6 +6,7 @@ use crate::engine::topology::Topology;
 use crate::engine::{exact, fixed_pred, grads, strict, Ctx};
 use crate::err_type::ErrType;
 use crate::error::{PcError, Result};
+use crate::guard;
 use crate::model::{Graph, PcModel};
 use crate::observer::Observer;
 use crate::options::{BeliefOptimizer, FixedPredMode, OnDiverge, Settings};
@@ -263,7 +264,9 @@ impl<'a> PcInfer<'a> {
     /// `opt.step()` again for this batch.
     ///
     /// On an error in the middle of a call the parameters and their `.grad` are restored to
-    /// their values before the call; the optimizer's own state (momentum buffers, Adam's
+    /// their values before the call (a `.grad` that was undefined is unset again with
+    /// `opt.zero_grad()`, which unsets every `.grad` the optimizer tracks before the others
+    /// are written back); the optimizer's own state (momentum buffers, Adam's
     /// moments and step count) keeps the steps taken, since tch gives no access to it.
     /// Needs [`ErrType::Strict`] and no `relax_kind`.
     ///
@@ -307,15 +310,17 @@ impl<'a> PcInfer<'a> {
         M: PcModel + ?Sized,
         F: Fn(&Tensor, &Tensor) -> Tensor,
     {
+        let mut this = self;
+        let mut opt = this.optimizer.take();
         tch::with_grad(|| {
             let graph = model.graph();
             let (state, seed) = StateGuard::new(graph, x.device())?;
-            let snapshot = match &self.optimizer {
+            let snapshot = match &opt {
                 Some(_) => Some(Snapshot::take(graph)?),
                 None => None,
             };
-            let result = self
-                .compute(graph, loss, x, y, true, &state, seed)
+            let result = this
+                .compute_with(graph, loss, x, y, true, &state, seed, opt.as_deref_mut())
                 .and_then(|c| {
                     grads::write(&c.vars, &c.grads)?;
                     Ok(c)
@@ -327,7 +332,7 @@ impl<'a> PcInfer<'a> {
                 }
                 Err(e) => {
                     if let Some(s) = snapshot {
-                        s.restore()?;
+                        s.restore(opt.as_deref_mut())?;
                     }
                     Err(e)
                 }
@@ -340,7 +345,7 @@ impl<'a> PcInfer<'a> {
     /// computation) and the buffers after the feed-forward pass. Runs in grad mode.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn compute<F>(
-        self,
+        mut self,
         graph: &Graph,
         loss: &F,
         x: &Tensor,
@@ -352,9 +357,30 @@ impl<'a> PcInfer<'a> {
     where
         F: Fn(&Tensor, &Tensor) -> Tensor,
     {
+        let opt = self.optimizer.take();
+        self.compute_with(graph, loss, x, y, cast, state, seed, opt)
+    }
+
+    /// [`PcInfer::compute`] with the incremental optimizer passed separately (so that the
+    /// caller keeps it for a restore).
+    #[allow(clippy::too_many_arguments)]
+    fn compute_with<F>(
+        self,
+        graph: &Graph,
+        loss: &F,
+        x: &Tensor,
+        y: &Tensor,
+        cast: bool,
+        state: &StateGuard,
+        seed: Option<i64>,
+        optimizer: Option<&mut nn::Optimizer>,
+    ) -> Result<Computed>
+    where
+        F: Fn(&Tensor, &Tensor) -> Tensor,
+    {
         let settings = self.settings;
         settings.validate()?;
-        if self.optimizer.is_some() {
+        if optimizer.is_some() {
             if settings.err_type != ErrType::Strict {
                 return Err(PcError::InvalidConfig(format!(
                     "incremental PC needs ErrType::Strict, not {}",
@@ -402,8 +428,8 @@ impl<'a> PcInfer<'a> {
             vars: vars.iter().map(|v| v.shallow_clone()).collect(),
             settings: &settings,
             vinit,
-            observer: self.observer,
-            optimizer: self.optimizer,
+            observer: self.observer.map(|o| -> &mut dyn Observer { o }),
+            optimizer,
             train: graph.is_training(),
             seed,
             state,
@@ -496,26 +522,37 @@ impl Snapshot {
         Ok(Snapshot { saved })
     }
 
-    fn restore(self) -> Result<()> {
+    /// Puts values and `.grad` back. A `.grad` that was undefined before the call is unset
+    /// through the optimizer (`zero_grad` sets every `.grad` it tracks to none; the others
+    /// are then written back).
+    fn restore(self, opt: Option<&mut nn::Optimizer>) -> Result<()> {
+        let mut unset = false;
         tch::no_grad(|| -> Result<()> {
-            for (mut v, value, g) in self.saved {
-                v.f_copy_(&value)?;
-                let mut cur = v.f_grad()?;
-                match g {
-                    Some(g) if cur.defined() => {
-                        cur.f_copy_(&g)?;
-                    }
-                    Some(g) => grads::write(&[v.shallow_clone()], &[g])?,
-                    None => {
-                        if cur.defined() {
-                            // tch cannot unset a .grad: zero it (the closest to "none").
-                            v.zero_grad();
-                        }
-                    }
-                }
+            for (v, value, g) in &self.saved {
+                let mut v = v.shallow_clone();
+                v.f_copy_(value)?;
+                unset |= g.is_none() && v.f_grad()?.defined();
             }
             Ok(())
-        })
+        })?;
+        if unset {
+            if let Some(opt) = opt {
+                guard::catch(|| opt.zero_grad()).map_err(|_| {
+                    PcError::Torch("the optimizer's zero_grad failed during a restore".into())
+                })?;
+            }
+        }
+        for (v, _, g) in self.saved {
+            let mut cur = v.f_grad()?;
+            match g {
+                Some(g) if cur.defined() && cur.size() == g.size() && cur.kind() == g.kind() => {
+                    tch::no_grad(|| cur.f_copy_(&g))?;
+                }
+                Some(g) => grads::write(&[v.shallow_clone()], &[g])?,
+                None => {}
+            }
+        }
+        Ok(())
     }
 }
 
