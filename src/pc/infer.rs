@@ -332,7 +332,7 @@ impl<'a> PcInfer<'a> {
                 }
                 Err(e) => {
                     if let Some(s) = snapshot {
-                        s.restore(opt.as_deref_mut())?;
+                        s.restore(opt)?;
                     }
                     Err(e)
                 }
