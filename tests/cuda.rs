@@ -24,6 +24,7 @@ fn cuda(test: &str) -> Option<Device> {
 
 #[test]
 fn cuda_golden_float64() {
+    let _rng = rng_lock();
     let Some(dev) = cuda("cuda_golden_float64") else {
         return;
     };
@@ -42,6 +43,7 @@ fn cuda_golden_float64() {
 
 #[test]
 fn cuda_float32_exact_is_backprop() {
+    let _rng = rng_lock();
     let Some(dev) = cuda("cuda_float32_exact_is_backprop") else {
         return;
     };
@@ -61,6 +63,7 @@ fn cuda_float32_exact_is_backprop() {
 
 #[test]
 fn cuda_device_mismatch_and_labels() {
+    let _rng = rng_lock();
     let Some(dev) = cuda("cuda_device_mismatch_and_labels") else {
         return;
     };

@@ -27,6 +27,7 @@ fn assert_rejected(
 
 #[test]
 fn x_that_does_not_fit_the_model() {
+    let _rng = rng_lock();
     assert_rejected(
         "mlp",
         |m, _x, y| {
@@ -72,6 +73,7 @@ fn x_that_does_not_fit_the_model() {
 
 #[test]
 fn y_that_does_not_fit_the_loss() {
+    let _rng = rng_lock();
     for err in [ErrType::Exact, ErrType::FixedPred, ErrType::Strict] {
         assert_rejected(
             "mlp",
@@ -128,6 +130,7 @@ fn y_that_does_not_fit_the_loss() {
 
 #[test]
 fn dtype_mismatches() {
+    let _rng = rng_lock();
     assert_rejected(
         "mlp",
         |m, x, y| {
@@ -198,6 +201,7 @@ fn dtype_mismatches() {
 
 #[test]
 fn bad_eta_and_n() {
+    let _rng = rng_lock();
     for eta in [f64::NAN, f64::INFINITY, 0.0, -0.1] {
         // Exact does not use eta and does not check it: the same call succeeds.
         let (_vs, seq, x, y) = setup("mlp", F64, CPU, 1);
@@ -242,6 +246,7 @@ fn bad_eta_and_n() {
 
 #[test]
 fn bad_vinit() {
+    let _rng = rng_lock();
     let good = |x: &Tensor| -> Vec<Tensor> {
         vec![
             x.shallow_clone(),
@@ -292,6 +297,7 @@ fn bad_vinit() {
 
 #[test]
 fn empty_model() {
+    let _rng = rng_lock();
     let vs = nn::VarStore::new(CPU);
     let seq = Sequential::new(&vs);
     let x = Tensor::zeros([2, 3], (F64, CPU));
@@ -301,6 +307,7 @@ fn empty_model() {
 
 #[test]
 fn loss_that_is_not_a_scalar() {
+    let _rng = rng_lock();
     for err in [ErrType::Exact, ErrType::FixedPred, ErrType::Strict] {
         assert_rejected(
             "mlp",
@@ -323,6 +330,7 @@ fn loss_that_is_not_a_scalar() {
 
 #[test]
 fn labels_out_of_range() {
+    let _rng = rng_lock();
     for err in [ErrType::Exact, ErrType::FixedPred, ErrType::Strict] {
         assert_rejected(
             "cnn",
@@ -370,6 +378,7 @@ fn labels_out_of_range() {
 
 #[test]
 fn non_finite_loss() {
+    let _rng = rng_lock();
     for err in [ErrType::Exact, ErrType::FixedPred, ErrType::Strict] {
         assert_rejected(
             "mlp",
@@ -385,6 +394,7 @@ fn non_finite_loss() {
 
 #[test]
 fn beliefs_that_become_non_finite() {
+    let _rng = rng_lock();
     // A huge step makes the Strict relaxation blow up: by default the energy rising past its
     // start is caught at the first sweep; with the rise allowed, the overflow to inf/NaN is.
     assert_rejected(
@@ -407,6 +417,7 @@ fn beliefs_that_become_non_finite() {
 
 #[test]
 fn a_layer_that_fails_mid_relaxation_is_an_error_not_a_panic() {
+    let _rng = rng_lock();
     // The second layer panics when its input leaves [-10, 10] (as a user's module might).
     let vs = nn::VarStore::new(CPU);
     let root = vs.root();
@@ -435,6 +446,7 @@ fn a_layer_that_fails_mid_relaxation_is_an_error_not_a_panic() {
 
 #[test]
 fn unknown_err_type_string() {
+    let _rng = rng_lock();
     let e = "Backprop".parse::<ErrType>().unwrap_err();
     assert!(matches!(&e, PcError::UnknownErrType(s) if s == "Backprop"));
     assert!(e.to_string().contains("Strict"));
@@ -450,6 +462,7 @@ fn unknown_err_type_string() {
 
 #[test]
 fn error_messages_are_short_and_clean() {
+    let _rng = rng_lock();
     let (_vs, seq, _x, y) = setup("mlp", F64, CPU, 1);
     let e = pc_infer(
         &seq,

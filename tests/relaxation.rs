@@ -19,6 +19,7 @@ fn diverging() -> (tch::nn::VarStore, tch2pc::Sequential, Tensor, Tensor, f64) {
 
 #[test]
 fn error_policy_reports_divergence_and_leaves_gradients() {
+    let _rng = rng_lock();
     let (vs, seq, x, y, eta) = diverging();
     pc_infer(&seq, &loss::mse, &x, &y, ErrType::Exact, 0.1, 1, None).unwrap();
     let before = snapshot(&vs);
@@ -41,6 +42,7 @@ fn error_policy_reports_divergence_and_leaves_gradients() {
 
 #[test]
 fn backtrack_makes_the_energy_non_increasing() {
+    let _rng = rng_lock();
     let (vs, seq, x, y, eta) = diverging();
     // With the fixed step (and the guard off) the energy does rise.
     let mut rec = Recorder::default();
@@ -82,6 +84,7 @@ fn backtrack_makes_the_energy_non_increasing() {
 
 #[test]
 fn backtrack_changes_nothing_when_the_step_is_fine() {
+    let _rng = rng_lock();
     let (vs, seq, x, y) = setup("cnn", F64, CPU, 43);
     let a = pc_infer(
         &seq,
@@ -109,6 +112,7 @@ fn backtrack_changes_nothing_when_the_step_is_fine() {
 
 #[test]
 fn tol_stops_early_and_reports_converged() {
+    let _rng = rng_lock();
     let (_vs, seq, x, y) = setup("mlp", F64, CPU, 47);
     let out = PcInfer::new(ErrType::Strict)
         .eta(0.2)
@@ -148,51 +152,83 @@ fn tol_stops_early_and_reports_converged() {
     );
 }
 
+/// Without `tol`, Strict's results are the seed's bit for bit: compared, in this process, with
+/// the seed's loop written out plainly (`common::seed_strict`), and with the golden files (made
+/// by another process, possibly on another CPU, so only to `GOLDEN_TOL`).
 #[test]
 fn without_tol_results_equal_the_seed_bit_for_bit() {
+    let _rng = rng_lock();
     for (case, model) in [
         ("mlp_strict", "mlp"),
         ("cnn_strict", "cnn"),
         ("pfree_strict", "pfree"),
         ("mlp_strict_vinit", "mlp"),
+        ("pfree_strict_eta03_n7", "pfree"),
     ] {
         let g = Golden::load(case);
         let (vs, seq) = build(model, F64, CPU);
         load_params(&vs, &g);
         let layers = seq.len();
+        let (x, y) = (g.get("x"), g.get("y"));
+        let (eta, n) = (g.scalar("eta"), g.scalar("n") as usize);
+        // Copies: the library must not write into the caller's initial beliefs.
         let vinit: Vec<Tensor> = (0..=layers)
-            .filter_map(|l| g.0.get(&format!("vinit.{l}")).map(|t| t.shallow_clone()))
+            .filter_map(|l| g.0.get(&format!("vinit.{l}")).map(|t| t.copy()))
             .collect();
+        let vinit = (!vinit.is_empty()).then_some(vinit);
+        let seed = seed_strict(&vs, &seq, &loss_for(model), x, y, eta, n, vinit.as_deref());
+        // The plain loop is the seed's algorithm: it reproduces the golden files.
+        for l in 1..=layers {
+            assert_golden_close(
+                &format!("{case} seed loop v.{l}"),
+                &seed.v[l],
+                g.get(&format!("v.{l}")),
+            );
+            assert_golden_close(
+                &format!("{case} seed loop eps.{l}"),
+                &seed.eps[l],
+                g.get(&format!("eps.{l}")),
+            );
+        }
+        assert_eq!(seed.grads.len(), vs.variables().len());
+        for (name, grad) in &seed.grads {
+            assert_golden_close(
+                &format!("{case} seed loop grad.{name}"),
+                grad,
+                g.get(&format!("grad.{name}")),
+            );
+        }
         // Error updates the beliefs in place, Backtrack keeps each direction for retries.
         for policy in [OnDiverge::Error, OnDiverge::Backtrack] {
             let mut cfg = PcInfer::new(ErrType::Strict)
-                .eta(g.scalar("eta"))
-                .n(g.scalar("n") as usize)
+                .eta(eta)
+                .n(n)
                 .on_diverge(policy);
-            if !vinit.is_empty() {
-                cfg = cfg.vinit(&vinit);
+            if let Some(v0) = &vinit {
+                cfg = cfg.vinit(v0);
             }
-            let out = cfg
-                .run(&seq, &loss_for(model), g.get("x"), g.get("y"))
-                .unwrap();
+            let out = cfg.run(&seq, &loss_for(model), x, y).unwrap();
+            assert_eq!(out.report.backtracks, 0, "{case} {policy:?}");
             for l in 1..=layers {
+                assert!(out.v[l].equal(&seed.v[l]), "{case} {policy:?} v.{l}");
                 assert!(
-                    out.v[l].equal(g.get(&format!("v.{l}"))),
-                    "{case} {policy:?} v.{l}"
-                );
-                assert!(
-                    out.epsilon[l].equal(g.get(&format!("eps.{l}"))),
+                    out.epsilon[l].equal(&seed.eps[l]),
                     "{case} {policy:?} eps.{l}"
+                );
+                assert_golden_close(
+                    &format!("{case} {policy:?} v.{l}"),
+                    &out.v[l],
+                    g.get(&format!("v.{l}")),
                 );
             }
             for (name, v) in vs.variables() {
                 assert!(
-                    v.grad().equal(g.get(&format!("grad.{name}"))),
+                    v.grad().equal(&seed.grads[&name]),
                     "{case} {policy:?} grad.{name}"
                 );
             }
             // The caller's initial beliefs are read, never written.
-            for (l, t) in vinit.iter().enumerate() {
+            for (l, t) in vinit.iter().flatten().enumerate() {
                 assert!(t.equal(g.get(&format!("vinit.{l}"))), "{case} vinit.{l}");
             }
         }
@@ -204,6 +240,7 @@ fn without_tol_results_equal_the_seed_bit_for_bit() {
 /// give exactly the values of the same model with copying identities (`x * 1`).
 #[test]
 fn strict_is_unaffected_by_layers_that_alias_their_input() {
+    let _rng = rng_lock();
     let build = |copy: bool| {
         tch::manual_seed(7);
         let vs = tch::nn::VarStore::new(CPU);
@@ -255,6 +292,7 @@ fn strict_is_unaffected_by_layers_that_alias_their_input() {
 
 #[test]
 fn observer_sees_every_sweep() {
+    let _rng = rng_lock();
     for err in [ErrType::Strict, ErrType::FixedPred] {
         let (_vs, seq, x, y) = setup("pfree", F64, CPU, 53);
         let mut rec = Recorder::default();
@@ -283,6 +321,7 @@ fn observer_sees_every_sweep() {
 
 #[test]
 fn float64_relaxation_for_a_float32_model() {
+    let _rng = rng_lock();
     // Targets very close to the output: errors ~1e-6 of the activations, where float32's
     // ε = f(v) - v loses digits.
     let (vs32, seq32, x32, _) = setup("pfree", Kind::Float, CPU, 59);
@@ -310,6 +349,7 @@ fn float64_relaxation_for_a_float32_model() {
         flat(&grads(&vs64))
     };
     let want = reference(loss::mse);
+    let before = snapshot(&vs32);
     PcInfer::new(ErrType::Strict)
         .n(50)
         .relax_kind(F64)
@@ -331,10 +371,14 @@ fn float64_relaxation_for_a_float32_model() {
         assert_eq!(v.kind(), Kind::Float, "{name}");
         assert_eq!(v.grad().kind(), Kind::Float, "{name}");
     }
+    for ((name, a, _), (_, b, _)) in before.iter().zip(&snapshot(&vs32)) {
+        assert!(a.equal(b), "{name} changed");
+    }
 }
 
 #[test]
 fn relax_kind_restores_parameters_exactly_even_on_error() {
+    let _rng = rng_lock();
     let (vs, seq, x, y) = setup("mlp", Kind::Float, CPU, 61);
     pc_infer(&seq, &loss::mse, &x, &y, ErrType::Exact, 0.1, 1, None).unwrap();
     let before = snapshot(&vs);
@@ -356,6 +400,7 @@ fn relax_kind_restores_parameters_exactly_even_on_error() {
 
 #[test]
 fn alignment_exact_is_zero_and_fixedpred_is_closed_form() {
+    let _rng = rng_lock();
     for model in ["mlp", "cnn", "pfree"] {
         let (vs, seq, x, y) = setup(model, F64, CPU, 67);
         let l_fn = loss_for(model);

@@ -11,6 +11,7 @@ const CPU: Device = Device::Cpu;
 
 #[test]
 fn exact_equals_backprop_mlp_and_cnn() {
+    let _rng = rng_lock();
     for model in ["mlp", "cnn", "pfree"] {
         let (vs, seq, x, y) = setup(model, F64, CPU, 7);
         let loss = loss_for(model);
@@ -27,6 +28,7 @@ fn exact_equals_backprop_mlp_and_cnn() {
 
 #[test]
 fn gradients_are_overwritten_not_accumulated() {
+    let _rng = rng_lock();
     let (vs, seq, x, y) = setup("mlp", F64, CPU, 3);
     let bp = backprop(&vs, &seq, &tch2pc::loss::mse, &x, &y);
     for _ in 0..3 {
@@ -47,6 +49,7 @@ fn gradients_are_overwritten_not_accumulated() {
 
 #[test]
 fn works_inside_no_grad() {
+    let _rng = rng_lock();
     let (vs, seq, x, y) = setup("mlp", F64, CPU, 3);
     let bp = backprop(&vs, &seq, &tch2pc::loss::mse, &x, &y);
     tch::no_grad(|| {
@@ -80,6 +83,7 @@ fn works_inside_no_grad() {
 
 #[test]
 fn fixedpred_eta1_exact_iff_enough_sweeps() {
+    let _rng = rng_lock();
     // pfree has L = 5 with parameters in layers 1, 3, 5.
     let model = "pfree";
     let (vs, seq, x, y) = setup(model, F64, CPU, 11);
@@ -139,6 +143,7 @@ fn fixedpred_eta1_exact_iff_enough_sweeps() {
 
 #[test]
 fn fixedpred_matches_binomial_closed_form() {
+    let _rng = rng_lock();
     for model in ["mlp", "cnn", "pfree"] {
         let (_vs, seq, x, y) = setup(model, F64, CPU, 5);
         let loss = loss_for(model);
@@ -174,6 +179,7 @@ fn fixedpred_matches_binomial_closed_form() {
 
 #[test]
 fn fixedpred_closed_form_equals_literal_loop() {
+    let _rng = rng_lock();
     for model in ["mlp", "cnn", "pfree"] {
         let (vs, seq, x, y) = setup(model, F64, CPU, 13);
         let loss = loss_for(model);
@@ -257,6 +263,7 @@ fn strict_vs_exact<F: Fn(&Tensor, &Tensor) -> Tensor>(
 /// 0.136, 0.0457, 0.0430, 0.0429 on this MLP). The approach to the floor is linear in `s`.
 #[test]
 fn strict_approaches_exact_as_output_error_shrinks() {
+    let _rng = rng_lock();
     for model in ["mlp", "pfree"] {
         let (vs, seq, x, _) = setup(model, F64, CPU, 17);
         let layers = seq.len();
@@ -304,6 +311,7 @@ fn strict_approaches_exact_as_output_error_shrinks() {
 /// relative difference is proportional to β.
 #[test]
 fn strict_converges_to_exact_as_output_weight_shrinks() {
+    let _rng = rng_lock();
     for model in ["mlp", "pfree"] {
         let (vs, seq, x, _) = setup(model, F64, CPU, 17);
         let y = Tensor::randn([x.size()[0], 3], (F64, CPU));
@@ -333,6 +341,7 @@ fn strict_converges_to_exact_as_output_weight_shrinks() {
 
 #[test]
 fn strict_with_vinit_at_vhat_equals_default() {
+    let _rng = rng_lock();
     let (_vs, seq, x, y) = setup("cnn", F64, CPU, 19);
     let a = pc_infer(
         &seq,
@@ -364,6 +373,7 @@ fn strict_with_vinit_at_vhat_equals_default() {
 
 #[test]
 fn float32_smoke() {
+    let _rng = rng_lock();
     for model in ["mlp", "cnn", "pfree"] {
         let (vs, seq, x, y) = setup(model, Kind::Float, CPU, 23);
         let loss = loss_for(model);
@@ -397,6 +407,7 @@ fn float32_smoke() {
 
 #[test]
 fn adam_step_trains_with_every_algorithm() {
+    let _rng = rng_lock();
     use tch::nn::OptimizerConfig;
     for err in [ErrType::Exact, ErrType::FixedPred, ErrType::Strict] {
         let (vs, seq, x, y) = setup("mlp", F64, CPU, 29);
@@ -419,6 +430,7 @@ fn adam_step_trains_with_every_algorithm() {
 
 #[test]
 fn single_layer_models_are_backprop_for_every_algorithm() {
+    let _rng = rng_lock();
     tch::manual_seed(71);
     let mut vs = tch::nn::VarStore::new(CPU);
     vs.set_kind(F64);
@@ -441,6 +453,7 @@ fn single_layer_models_are_backprop_for_every_algorithm() {
 
 #[test]
 fn parameter_free_first_layer() {
+    let _rng = rng_lock();
     // Layer 1 has no parameters (and the input is clamped): nothing needs its gradient.
     tch::manual_seed(73);
     let mut vs = tch::nn::VarStore::new(CPU);

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 use tch::{nn, Device, Kind, Tensor};
 use tch2pc::Sequential;
 
@@ -152,14 +153,30 @@ pub fn backprop<F: Fn(&Tensor, &Tensor) -> Tensor>(
     g
 }
 
+/// libtorch's random generator is global, and the test harness runs the tests of a binary in
+/// parallel threads (as many as the machine has cores): a test that seeded it could see
+/// another test reseed it or draw from it before its own draws, and get other data than its
+/// seed's (so that a data-dependent assertion fails on some machines and runs, not others).
+static RNG: Mutex<()> = Mutex::new(());
+
+/// Held for its whole run by every test that seeds or draws from libtorch's random generator
+/// (building a model draws its initial parameters): `let _rng = rng_lock();` first.
+pub fn rng_lock() -> MutexGuard<'static, ()> {
+    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A seeded model with random inputs/targets of the right shapes for `model`
-/// ("mlp": MSE targets; "cnn", "pfree": class labels).
+/// ("mlp": MSE targets; "cnn", "pfree": class labels). The caller holds [`rng_lock`].
 pub fn setup(
     model: &str,
     kind: Kind,
     device: Device,
     seed: i64,
 ) -> (nn::VarStore, Sequential, Tensor, Tensor) {
+    assert!(
+        RNG.try_lock().is_err(),
+        "take common::rng_lock() before drawing seeded data"
+    );
     tch::manual_seed(seed);
     let (vs, seq) = build(model, kind, device);
     let opts = (kind, device);
@@ -247,49 +264,33 @@ pub fn check_golden(case: &str, model: &str, err_type: tch2pc::ErrType, device: 
     }
     .unwrap_or_else(|e| panic!("{case}: {e}"));
     let mut worst = 0.0f64;
-    let mut cmp = |what: String, a: &Tensor, b: &Tensor| {
-        let e = rel_err(a, b);
-        assert!(e <= GOLDEN_TOL, "{case}: {what} differs by {e:e}");
-        worst = worst.max(e);
+    let mut cmp = |what: &str, a: &Tensor, b: &Tensor| {
+        worst = worst.max(assert_golden_close(&format!("{case}: {what}"), a, b));
     };
-    cmp("loss".into(), &out.loss, g.get("loss"));
-    cmp("dldy".into(), &out.dldy, g.get("dldy"));
+    cmp("loss", &out.loss, g.get("loss"));
+    cmp("dldy", &out.dldy, g.get("dldy"));
     assert_eq!(out.vhat.len(), layers + 1);
     assert!(out.v[0].equal(x) && out.vhat[0].equal(x));
     assert_eq!(out.v[1].device(), device);
     assert_eq!(out.epsilon[0].abs().max().double_value(&[]), 0.0);
     for l in 1..=layers {
-        cmp(
-            format!("vhat.{l}"),
-            &out.vhat[l],
-            g.get(&format!("vhat.{l}")),
-        );
-        cmp(format!("v.{l}"), &out.v[l], g.get(&format!("v.{l}")));
-        // eps may be exactly zero (rel_err's scale guards that): compare absolutely then.
-        let want = g.get(&format!("eps.{l}"));
-        if want.abs().max().double_value(&[]) == 0.0 {
-            assert_eq!(
-                out.epsilon[l].abs().max().double_value(&[]),
-                0.0,
-                "{case}: eps.{l} should be 0"
-            );
-        } else {
-            cmp(format!("eps.{l}"), &out.epsilon[l], want);
+        for (key, got) in [
+            ("vhat", &out.vhat[l]),
+            ("v", &out.v[l]),
+            ("eps", &out.epsilon[l]),
+        ] {
+            let key = format!("{key}.{l}");
+            cmp(&key, got, g.get(&key));
         }
     }
     for (name, v) in vs.variables() {
-        let want = g.get(&format!("grad.{name}"));
         let got = v.grad();
         assert!(got.defined(), "{case}: no grad for {name}");
-        if want.abs().max().double_value(&[]) == 0.0 {
-            assert_eq!(
-                got.abs().max().double_value(&[]),
-                0.0,
-                "{case}: grad.{name} should be 0"
-            );
-        } else {
-            cmp(format!("grad.{name}"), &got, want);
-        }
+        cmp(
+            &format!("grad.{name}"),
+            &got,
+            g.get(&format!("grad.{name}")),
+        );
     }
     eprintln!("{case}: worst relative difference {worst:.2e}");
 }
@@ -302,4 +303,114 @@ pub fn assert_grads_match(vs: &nn::VarStore, want: &HashMap<String, Tensor>, tol
         let e = rel_err(&got[name], g);
         assert!(e < tol, "{what} {name}: relative error {e:e}");
     }
+}
+
+/// What [`seed_strict`] computes: the beliefs `v[0..=L]`, the errors `eps[1..=L]` (`eps[0]`
+/// is undefined, the seed's `None`) and every parameter's update, by name.
+pub struct SeedRun {
+    pub v: Vec<Tensor>,
+    pub eps: Vec<Tensor>,
+    pub grads: HashMap<String, Tensor>,
+}
+
+/// `(d f_l(a) / d a)^T cot` at `a = at`, the seed's `vjp`: a fresh leaf, a forward pass with
+/// graph, and the gradient of `<f_l(a), cot>` (whose gradient with respect to `f_l(a)` is
+/// `cot` exactly: the backward pass multiplies `cot` by the incoming 1).
+fn seed_vjp(seq: &Sequential, l: usize, at: &Tensor, cot: &Tensor) -> Tensor {
+    let a = at.detach().set_requires_grad(true);
+    let out = seq.f_layer_forward(l, &a).unwrap();
+    let root = out.flatten(0, -1).dot(&cot.flatten(0, -1));
+    Tensor::run_backward(&[root], &[&a], false, false)
+        .pop()
+        .unwrap()
+}
+
+/// The seed's Strict algorithm (`_strict` in `scripts/pcref.py`, the operation order of
+/// Torch2PC) written out as a plain loop with tch ops, independently of the library's engine,
+/// to check in the same process that the library's Strict is the seed's bit for bit.
+///
+/// Beliefs start at `vinit` (or the feed-forward values), `v[0] = x`. Each of the `n` sweeps:
+/// `eps_L = d loss(f_L(v_{L-1}), y) / d f_L(v_{L-1})`; then for `l = L-1, …, 1`:
+/// `pred = f_l(v_{l-1})` (no graph), `eps_l = pred - v_l`,
+/// `v_l = v_l + eta * (eps_l - vjp(f_{l+1}, v_l, eps_{l+1}))`. Finally every parameter's
+/// update is `(d f_l(v_{l-1}) / d theta)^T eps_l` at the final beliefs with the last errors.
+/// The caller's parameters' `.grad` are not touched.
+#[allow(clippy::too_many_arguments)]
+pub fn seed_strict<F: Fn(&Tensor, &Tensor) -> Tensor>(
+    vs: &nn::VarStore,
+    seq: &Sequential,
+    loss: &F,
+    x: &Tensor,
+    y: &Tensor,
+    eta: f64,
+    n: usize,
+    vinit: Option<&[Tensor]>,
+) -> SeedRun {
+    let layers = seq.len();
+    let f = |l: usize, input: &Tensor| seq.f_layer_forward(l, input).unwrap();
+    let mut v: Vec<Tensor> = match vinit {
+        Some(v0) => v0.iter().map(|t| t.detach().copy()).collect(),
+        None => tch::no_grad(|| {
+            let mut vhat = vec![x.shallow_clone()];
+            for l in 1..=layers {
+                let h = f(l, &vhat[l - 1]);
+                vhat.push(h);
+            }
+            vhat
+        }),
+    };
+    assert_eq!(v.len(), layers + 1);
+    v[0] = x.detach();
+    let mut eps: Vec<Tensor> = (0..=layers).map(|_| Tensor::default()).collect();
+    for _ in 0..n {
+        let a = v[layers - 1].detach().set_requires_grad(true);
+        let out = f(layers, &a);
+        eps[layers] = Tensor::run_backward(&[loss(&out, y)], &[&out], false, false)
+            .pop()
+            .unwrap();
+        for l in (1..layers).rev() {
+            let pred = tch::no_grad(|| f(l, &v[l - 1]));
+            eps[l] = &pred - &v[l];
+            let step = (&eps[l] - seed_vjp(seq, l + 1, &v[l], &eps[l + 1])) * eta;
+            v[l] = &v[l] + step;
+        }
+    }
+    // The seed's set_grads: per layer with parameters, at the final beliefs.
+    let named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    let params: Vec<&Tensor> = named.iter().map(|(_, t)| t).collect();
+    let mut grads = HashMap::new();
+    for l in 1..=layers {
+        let out = f(l, &v[l - 1].detach());
+        if !out.requires_grad() {
+            continue;
+        }
+        let root = out.flatten(0, -1).dot(&eps[l].flatten(0, -1));
+        let g = Tensor::run_backward(&[root], &params, false, false);
+        for ((name, _), g) in named.iter().zip(g) {
+            if g.defined() {
+                assert!(
+                    grads.insert(name.clone(), g).is_none(),
+                    "{name} in two layers"
+                );
+            }
+        }
+    }
+    SeedRun { v, eps, grads }
+}
+
+/// Asserts that `got` is `want` (a golden file's array) to [`GOLDEN_TOL`] relative; an
+/// all-zero `want` (a mathematically exact zero, e.g. an error that has not reached its
+/// layer yet) must be exactly zero. Returns the relative difference.
+pub fn assert_golden_close(what: &str, got: &Tensor, want: &Tensor) -> f64 {
+    if want.abs().max().double_value(&[]) == 0.0 {
+        assert_eq!(
+            got.abs().max().double_value(&[]),
+            0.0,
+            "{what} should be exactly 0"
+        );
+        return 0.0;
+    }
+    let e = rel_err(got, want);
+    assert!(e <= GOLDEN_TOL, "{what} differs by {e:e}");
+    e
 }
