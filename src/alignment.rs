@@ -93,7 +93,7 @@ impl PcInfer<'_> {
                 exact = exact.relax_kind(k);
             }
             let bp = exact.compute(graph, loss, x, y, false, &state, seed)?;
-            let owners = node_of_variables(graph, x, &pc.vars)?;
+            let owners = node_of_variables(graph, x, &pc.vars, seed)?;
             let mut layers = Vec::new();
             for i in 1..=graph.len() {
                 let idx: Vec<usize> = (0..pc.vars.len())
@@ -148,11 +148,20 @@ fn compare(layer: usize, a: &Tensor, b: &Tensor) -> Result<LayerAlignment> {
 }
 
 /// For each variable, the first node (1-based) whose own function uses it (each node on
-/// detached copies of its parents' feed-forward values).
-fn node_of_variables(graph: &Graph, x: &Tensor, vars: &[Tensor]) -> Result<Vec<Option<usize>>> {
+/// detached copies of its parents' feed-forward values, with the call's dropout seed, so
+/// that it applies the call's mask like every other evaluation).
+fn node_of_variables(
+    graph: &Graph,
+    x: &Tensor,
+    vars: &[Tensor],
+    seed: Option<i64>,
+) -> Result<Vec<Option<usize>>> {
     let mut owner = vec![None; vars.len()];
     let mut values = vec![x.f_detach()?];
     for i in 1..=graph.len() {
+        if let Some(s) = seed {
+            tch::manual_seed(s.wrapping_add(i as i64));
+        }
         let out = graph.apply(i, &graph.gather(i, &values), graph.is_training())?;
         if out.requires_grad() && util::is_float(out.kind()) && !vars.is_empty() {
             let g = util::grads(&[out.f_sum(None::<Kind>)?], vars, false)?;

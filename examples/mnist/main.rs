@@ -80,6 +80,10 @@ struct Cli {
     /// Print only the final accuracy line (no header, progress bar or per-epoch lines).
     #[arg(long, short)]
     quiet: bool,
+    /// Layer 4 is GainTanh, a layer of our own (a struct implementing tch2pc::Layer:
+    /// g * tanh(W x + b) with trainable gains g), instead of Linear(50, 30) + ReLU.
+    #[arg(long)]
+    custom_layer: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -149,6 +153,7 @@ fn config(cli: Cli) -> anyhow::Result<train::Config> {
         plot: cli.plot,
         verbose: !cli.quiet,
         progress: !cli.quiet && std::io::stdout().is_terminal(),
+        custom_layer: cli.custom_layer,
     })
 }
 

@@ -90,6 +90,9 @@ pub struct Config {
     pub verbose: bool,
     /// Draw a progress bar per epoch (on stderr).
     pub progress: bool,
+    /// Layer 4 is [`model::GainTanh`], a layer of our own, instead of `Linear(50, 30),
+    /// ReLU` ([`model::net_with_custom_layer`]).
+    pub custom_layer: bool,
 }
 
 impl Default for Config {
@@ -112,6 +115,7 @@ impl Default for Config {
             plot: None,
             verbose: false,
             progress: false,
+            custom_layer: false,
         }
     }
 }
@@ -337,8 +341,19 @@ pub fn train(cfg: &Config) -> Result<History> {
     }
 
     let vs = nn::VarStore::new(cfg.device);
-    let net = model::net(&vs);
-    debug_assert_eq!(model::parameter_count(&vs), model::PARAMETERS);
+    let net = if cfg.custom_layer {
+        model::net_with_custom_layer(&vs)
+    } else {
+        model::net(&vs)
+    };
+    debug_assert_eq!(
+        model::parameter_count(&vs),
+        if cfg.custom_layer {
+            model::PARAMETERS_CUSTOM
+        } else {
+            model::PARAMETERS
+        }
+    );
     let mut opt = nn::Adam::default().build(&vs, cfg.lr)?;
 
     if cfg.verbose {
@@ -365,11 +380,16 @@ pub fn train(cfg: &Config) -> Result<History> {
             cfg.seed,
         )?;
         say!(
-            "data {} ({} train, {} test); model {} PC layers, {} parameters; device {:?}, {} threads",
+            "data {} ({} train, {} test); model {} PC layers{}, {} parameters; device {:?}, {} threads",
             dir.display(),
             train_set.len(),
             test_set.len(),
             net.len(),
+            if cfg.custom_layer {
+                " (layer 4: GainTanh)"
+            } else {
+                ""
+            },
             model::parameter_count(&vs),
             cfg.device,
             tch::get_num_threads(),

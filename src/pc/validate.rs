@@ -39,13 +39,16 @@ pub(crate) fn inputs(
                 found: device,
             });
         }
-        if util::is_float(x.kind()) && v.kind() != x.kind() {
-            return Err(PcError::DtypeMismatch {
-                what: "x".into(),
-                expected: v.kind(),
-                found: x.kind(),
-            });
-        }
+    }
+    // The store may also hold another model's variables, of another dtype, which this
+    // model does not use: `x` must have the dtype of at least one variable (a node whose
+    // own variables do not fit it fails in the forward pass, with an error naming it).
+    if util::is_float(x.kind()) && !vars.is_empty() && vars.iter().all(|v| v.kind() != x.kind()) {
+        return Err(PcError::DtypeMismatch {
+            what: "x".into(),
+            expected: vars[0].kind(),
+            found: x.kind(),
+        });
     }
     if y.device() != device {
         return Err(PcError::DeviceMismatch {
