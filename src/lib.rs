@@ -95,7 +95,10 @@
 //!   dropout mask repeats: tch exposes no generator state), and at the end of the call the
 //!   generator is seeded with the second. Seeded programs stay reproducible, but random
 //!   numbers drawn after a call differ from those after a plain forward pass. Evaluation
-//!   mode leaves the generator alone.
+//!   mode leaves the generator alone. The generator is process-global: another thread
+//!   drawing random numbers during a training-mode call can change a node's mask between
+//!   sweeps (and sees reseeded numbers itself), so run training-mode calls of models with
+//!   dropout from one thread at a time.
 //! * Inputs may be integers (token ids for an embedding): only the beliefs of nodes
 //!   `1..=N` must be floating point.
 //!

@@ -340,6 +340,7 @@ fn worst_difference(
 
 #[test]
 fn strict_first_sweeps_equal_the_update_equations() {
+    let _rng = rng_lock();
     let (vs, seq, x, y) = setup("mlp", F64, CPU, 101);
     let h = HandMlp::of(&vs);
     let eta = 0.1;
@@ -378,6 +379,7 @@ fn strict_first_sweeps_equal_the_update_equations() {
 
 #[test]
 fn fixed_pred_literal_first_sweeps_equal_the_update_equations() {
+    let _rng = rng_lock();
     let (vs, seq, x, y) = setup("mlp", F64, CPU, 103);
     let h = HandMlp::of(&vs);
     let eta = 0.2;
@@ -449,6 +451,7 @@ fn run_golden(
 
 #[test]
 fn explicit_plain_steps_equal_the_default_and_the_seed() {
+    let _rng = rng_lock();
     for (case, model, err_type) in [
         ("mlp_strict", "mlp", ErrType::Strict),
         ("cnn_strict", "cnn", ErrType::Strict),
@@ -497,6 +500,7 @@ fn explicit_plain_steps_equal_the_default_and_the_seed() {
 
 #[test]
 fn zero_momentum_is_plain_steps_bit_for_bit() {
+    let _rng = rng_lock();
     let (vs, seq, x, y) = setup("cnn", F64, CPU, 105);
     for policy in [OnDiverge::Error, OnDiverge::Backtrack] {
         let run = |rule| {
@@ -554,6 +558,7 @@ fn deep_mlp() -> (nn::VarStore, Sequential, Tensor, Tensor) {
 
 #[test]
 fn momentum_nesterov_and_adam_converge_in_fewer_sweeps() {
+    let _rng = rng_lock();
     let (_vs, seq, x, y) = deep_mlp();
     let eta = 0.05;
     // The minimum of the energy, to a far tighter tolerance.
@@ -615,6 +620,7 @@ fn momentum_nesterov_and_adam_converge_in_fewer_sweeps() {
 
 #[test]
 fn backtracking_keeps_the_energy_non_increasing_for_every_optimizer() {
+    let _rng = rng_lock();
     // A large step on the MLP: plain fixed steps diverge (tests/relaxation.rs).
     let (_vs, seq, x, y) = setup("mlp", F64, CPU, 41);
     let y = y * 3.0;
@@ -661,6 +667,7 @@ fn backtracking_keeps_the_energy_non_increasing_for_every_optimizer() {
 
 #[test]
 fn the_recorder_sees_update_and_state_norms_per_sweep() {
+    let _rng = rng_lock();
     let (_vs, seq, x, y) = setup("pfree", F64, CPU, 107);
     let (n, eta) = (12, 0.05);
     let cases = [
@@ -767,6 +774,7 @@ fn store_difference(a: &nn::VarStore, b: &nn::VarStore) -> (f64, f64) {
 
 #[test]
 fn incremental_with_one_sweep_is_a_strict_call_then_a_step() {
+    let _rng = rng_lock();
     let (x, y) = mlp_data(111);
     for (name, make) in optimizer_makers() {
         for rule in [BeliefOptimizer::Plain, BeliefOptimizer::adam()] {
@@ -803,6 +811,7 @@ fn incremental_with_one_sweep_is_a_strict_call_then_a_step() {
 
 #[test]
 fn incremental_with_n_sweeps_steps_n_times() {
+    let _rng = rng_lock();
     let (x, y) = mlp_data(113);
     let n = 4;
     for (name, make) in optimizer_makers() {
@@ -955,6 +964,7 @@ fn flaky_mlp(seed: i64) -> FlakyMlp {
 
 #[test]
 fn incremental_error_mid_call_restores_parameters_and_grads() {
+    let _rng = rng_lock();
     let (x, y) = mlp_data(115);
     for (name, make) in optimizer_makers() {
         // A node that fails: its third call comes after the first parameter step (calls: the
@@ -1033,6 +1043,7 @@ fn incremental_error_mid_call_restores_parameters_and_grads() {
 
 #[test]
 fn incremental_error_with_no_grad_before_restores_parameters_and_unset_grads() {
+    let _rng = rng_lock();
     // A fresh store: no .grad yet. The parameters come back bit for bit, and the .grad that
     // the first step created is unset again (through the optimizer's `zero_grad`, libtorch's
     // `set_to_none`): every .grad is exactly as before the call, undefined.
@@ -1053,6 +1064,7 @@ fn incremental_error_with_no_grad_before_restores_parameters_and_unset_grads() {
 
 #[test]
 fn incremental_needs_strict_and_no_relax_kind() {
+    let _rng = rng_lock();
     let (vs, seq, x, y) = setup("mlp", F64, CPU, 119);
     PcInfer::new(ErrType::Strict)
         .run(&seq, &loss::mse, &x, &y)
@@ -1126,6 +1138,7 @@ fn bad_rules() -> Vec<BeliefOptimizer> {
 
 #[test]
 fn bad_belief_optimizer_settings_are_rejected_before_anything_changes() {
+    let _rng = rng_lock();
     let (vs, seq, x, y) = setup("mlp", F64, CPU, 121);
     PcInfer::new(ErrType::Strict)
         .run(&seq, &loss::mse, &x, &y)

@@ -30,15 +30,19 @@ pub(crate) fn inputs(
         return Err(PcError::InvalidConfig("y is an undefined tensor".into()));
     }
     let device = x.device();
-    let kind = working_kind(vars, x);
-    for v in vars {
-        if v.device() != device {
-            return Err(PcError::DeviceMismatch {
-                what: "x".into(),
-                expected: v.device(),
-                found: device,
-            });
-        }
+    // Integer inputs (token ids): the dtype of the beliefs is the first node's business, so
+    // `y` and `vinit` are checked against it by the loss and the shape checks only.
+    let kind = if util::is_float(x.kind()) {
+        Some(x.kind())
+    } else {
+        None
+    };
+    if !vars.is_empty() && vars.iter().all(|v| v.device() != device) {
+        return Err(PcError::DeviceMismatch {
+            what: "x".into(),
+            expected: vars[0].device(),
+            found: device,
+        });
     }
     // The store may also hold another model's variables, of another dtype, which this
     // model does not use: `x` must have the dtype of at least one variable (a node whose
