@@ -2,7 +2,7 @@
 //! `ε_i = ∂ℓ/∂v̂_i` through all paths, `v_i = v̂_i − ε_i`.
 
 use crate::engine::relax::no_relaxation;
-use crate::engine::{Ctx, Raw};
+use crate::engine::{detached, Ctx, Raw};
 use crate::error::Result;
 
 pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
@@ -17,10 +17,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         eps.push(e);
     }
     Ok(Raw {
-        vhat: h
-            .iter()
-            .map(|t| t.f_detach())
-            .collect::<std::result::Result<_, _>>()?,
+        vhat: detached(&h)?,
         loss,
         dldy: eps[n].shallow_clone(),
         v,

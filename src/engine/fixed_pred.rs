@@ -20,7 +20,7 @@
 use crate::coefficients::path_coefficients;
 use crate::engine::relax::Relaxation;
 use crate::engine::stepper::Stepper;
-use crate::engine::{Ctx, Raw};
+use crate::engine::{detached, Ctx, Raw};
 use crate::err_type::ErrType;
 use crate::error::Result;
 use crate::options::{BeliefOptimizer, FixedPredMode};
@@ -124,10 +124,7 @@ fn scaled(ctx: &mut Ctx<'_, '_>, depth: &[usize]) -> Result<Raw> {
         };
     }
     let (h, u) = ctx.forward_chained(Some(&scales))?;
-    let vhat: Vec<Tensor> = h
-        .iter()
-        .map(|t| t.f_detach())
-        .collect::<std::result::Result<_, _>>()?;
+    let vhat = detached(&h)?;
     ctx.check_vinit(&vhat)?;
     // Boundary nodes: zero error but a moving belief; their adjoint is read before scaling.
     let boundary: Vec<usize> = ctx
@@ -182,10 +179,7 @@ fn graded(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     let n_out = ctx.out();
     let (eta, n) = (ctx.settings.eta, ctx.settings.n);
     let (h, u) = ctx.forward_leaves()?;
-    let vhat: Vec<Tensor> = h
-        .iter()
-        .map(|t| t.f_detach())
-        .collect::<std::result::Result<_, _>>()?;
+    let vhat = detached(&h)?;
     ctx.check_vinit(&vhat)?;
     let (loss, dldy) = ctx.loss_and_grad(&vhat[n_out])?;
     let mut adj: Vec<BTreeMap<usize, Tensor>> = (0..=n_out).map(|_| BTreeMap::new()).collect();
@@ -254,11 +248,7 @@ fn graded(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     }
     v.push(vhat[n_out].shallow_clone());
     eps.push(dldy.shallow_clone());
-    let roots: Vec<Tensor> = (1..=n_out)
-        .filter(|&i| h[i].requires_grad())
-        .map(|i| util::dot(&h[i], &eps[i]))
-        .collect::<Result<_>>()?;
-    let grads = ctx.param_grads(&roots, false)?;
+    let grads = ctx.updates(&h, &eps)?;
     let mut relax = Relaxation::new(ctx.settings, ctx.observer.take());
     let top = util::norm(&dldy)?;
     let final_energy = record_closed_form(
@@ -288,10 +278,7 @@ fn literal(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     let n_out = ctx.out();
     let eta = ctx.settings.eta;
     let (h, u) = ctx.forward_leaves()?;
-    let vhat: Vec<Tensor> = h
-        .iter()
-        .map(|t| t.f_detach())
-        .collect::<std::result::Result<_, _>>()?;
+    let vhat = detached(&h)?;
     ctx.check_vinit(&vhat)?;
     let (loss, dldy) = ctx.loss_and_grad(&vhat[n_out])?;
     let loss_value = loss.f_double_value(&[])?;
@@ -352,11 +339,7 @@ fn literal(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         .map(|&i| util::norm(&vhat[i].f_sub(&v[i])?))
         .collect::<Result<_>>()?;
     let final_energy = loss_value + 0.5 * final_norms.iter().map(|x| x * x).sum::<f64>();
-    let roots: Vec<Tensor> = (1..=n_out)
-        .filter(|&i| h[i].requires_grad())
-        .map(|i| util::dot(&h[i], &eps[i]))
-        .collect::<Result<_>>()?;
-    let grads = ctx.param_grads(&roots, false)?;
+    let grads = ctx.updates(&h, &eps)?;
     Ok(Raw {
         vhat,
         loss,

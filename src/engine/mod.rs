@@ -246,6 +246,16 @@ impl Ctx<'_, '_> {
         Ok(g)
     }
 
+    /// The parameter updates `Σ_i (∂f_i/∂θ)ᵀ ε_i` from the predictions `preds[i]` (with
+    /// graph) and the errors `eps[i]`, nodes `1..=N`.
+    pub fn updates(&self, preds: &[Tensor], eps: &[Tensor]) -> Result<Vec<Tensor>> {
+        let roots: Vec<Tensor> = (1..=self.out())
+            .filter(|&i| preds[i].requires_grad())
+            .map(|i| util::dot(&preds[i], &eps[i]))
+            .collect::<Result<_>>()?;
+        self.param_grads(&roots, false)
+    }
+
     /// `[0, ε_1, …]` with `ε_0` zeros shaped like the input (floating, like the beliefs).
     pub fn zero_input_error(&self, like: &Tensor) -> Result<Tensor> {
         if util::is_float(self.x.kind()) {
@@ -254,6 +264,14 @@ impl Ctx<'_, '_> {
             Ok(self.x.f_zeros_like()?.f_to_kind(like.kind())?)
         }
     }
+}
+
+/// Detached copies (sharing storage) of `ts`.
+pub(crate) fn detached(ts: &[Tensor]) -> Result<Vec<Tensor>> {
+    Ok(ts
+        .iter()
+        .map(|t| t.f_detach())
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 pub(crate) fn check_finite_loss(loss: &Tensor) -> Result<()> {

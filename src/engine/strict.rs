@@ -298,10 +298,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     let grads = if incremental {
         undefined(ctx.vars.len())
     } else {
-        let roots: Vec<Tensor> = (1..=n)
-            .map(|i| util::dot(&ev.preds[i], &last_eps[i]))
-            .collect::<Result<_>>()?;
-        ctx.param_grads(&roots, false)?
+        ctx.updates(&ev.preds, &last_eps)?
     };
     drop(ev);
     // Set by the first sweep's backward pass, which runs since n >= 1 (validated).
