@@ -66,8 +66,9 @@ struct Cli {
     /// Where to train (auto: CUDA if available).
     #[arg(long, value_enum, ignore_case = true, default_value_t = DeviceArg::Auto)]
     device: DeviceArg,
-    /// Seed for initialisation and shuffling; a CPU run with a seed is reproducible.
-    /// Default: drawn from the clock (and printed).
+    /// Seed for initialisation and shuffling. A seeded CPU run repeats bit for bit on the
+    /// same machine with the same --threads; another CPU rounds differently, and its
+    /// results differ in the last digits. Default: drawn from the clock (and printed).
     #[arg(long)]
     seed: Option<u64>,
     /// Write one CSV row per step (epoch,step,loss,seconds; seconds since training began).
