@@ -29,25 +29,28 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     ticks
 }
 
-/// Draws `history` into the PNG `path` (1000x830 pixels) under the title `title` and,
-/// below it, `subtitle` (the run's settings).
-pub fn draw(path: &Path, history: &History, title: &str, subtitle: &str) -> Result<()> {
+/// Draws `history` into the PNG `path` (1000 pixels wide) under the title `title` and,
+/// below it, the lines of `subtitle` (the run's settings).
+pub fn draw(path: &Path, history: &History, title: &str, subtitle: &[String]) -> Result<()> {
     font::register()?;
     let err = |e: &dyn std::fmt::Display| anyhow!("{e}");
 
-    let root = BitMapBackend::new(path, (1000, 830)).into_drawing_area();
+    let sub_height = 22 * u32::try_from(subtitle.len()).unwrap_or(0) + 8;
+    let root = BitMapBackend::new(path, (1000, 800 + sub_height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let root = root.titled(title, (FAMILY, 26)).map_err(|e| err(&e))?;
-    let (sub, root) = root.split_vertically(30);
-    sub.draw(&Text::new(
-        subtitle.to_string(),
-        (500, 4),
-        (FAMILY, 15)
-            .into_font()
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Center, VPos::Top)),
-    ))
-    .map_err(|e| err(&e))?;
+    let (sub, root) = root.split_vertically(sub_height);
+    for (i, line) in subtitle.iter().enumerate() {
+        sub.draw(&Text::new(
+            line.clone(),
+            (500, 2 + 22 * i32::try_from(i).unwrap_or(0)),
+            (FAMILY, 15)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(|e| err(&e))?;
+    }
     let (top, bottom) = root.split_vertically(390);
 
     // Training loss per step, log scale.

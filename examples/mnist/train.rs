@@ -491,17 +491,20 @@ pub fn train(cfg: &Config) -> Result<History> {
                 }
             ),
         };
-        let subtitle = format!(
-            "{relaxation}Adam lr = {}, batch {}, {} epochs, seed {}, {} threads; data: {} ({} train, {} test)",
-            cfg.lr,
-            cfg.batch_size,
-            cfg.epochs,
-            cfg.seed,
-            tch::get_num_threads(),
-            data_name,
-            train_set.len(),
-            test_set.len(),
-        );
+        let subtitle = [
+            format!(
+                "{relaxation}Adam lr = {}, batch {}, {} epochs",
+                cfg.lr, cfg.batch_size, cfg.epochs
+            ),
+            format!(
+                "seed {}, {} threads; data: {} ({} train, {} test)",
+                cfg.seed,
+                tch::get_num_threads(),
+                data_name,
+                train_set.len(),
+                test_set.len(),
+            ),
+        ];
         plot::draw(
             path,
             &history,
