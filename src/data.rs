@@ -3,14 +3,15 @@
 //! [`read_idx`] reads one IDX file of unsigned bytes, raw or gzip-compressed.
 //! [`load_dir`] reads the four files of an MNIST-style directory into a [`Dataset`]
 //! of image and label tensors, and [`Split::batches`] walks a split in (optionally
-//! shuffled) mini-batches. [`bundled_dir`] points at the 10,000-digit MNIST subset
-//! that ships with this crate.
+//! shuffled) mini-batches. [`find_bundled`] finds the 10,000-digit MNIST subset that
+//! ships with this crate (in the repository and in the published package), also from
+//! a binary that was copied elsewhere ([`DATA_DIR_ENV`]).
 //!
 //! ```
 //! use tch::{Device, Kind};
-//! use tch2pc::data::{bundled_dir, load_dir};
+//! use tch2pc::data::{find_bundled, load_dir};
 //!
-//! let mnist = load_dir(bundled_dir(), Kind::Float, Device::Cpu)?;
+//! let mnist = load_dir(find_bundled(None)?, Kind::Float, Device::Cpu)?;
 //! assert_eq!(mnist.train.len(), 8000);
 //! assert_eq!(mnist.test.images.size(), [2000, 1, 28, 28]);
 //! for batch in mnist.train.batches(1000, Some(42))? {
@@ -44,9 +45,9 @@ const PREALLOC_LIMIT: usize = 64 << 20;
 /// and `data.len()` is the product of `dims`.
 ///
 /// ```
-/// use tch2pc::data::{bundled_dir, read_idx, IdxArray};
+/// use tch2pc::data::{find_bundled, read_idx, IdxArray};
 ///
-/// let labels: IdxArray = read_idx(bundled_dir().join("t10k-labels-idx1-ubyte.gz"))?;
+/// let labels: IdxArray = read_idx(find_bundled(None)?.join("t10k-labels-idx1-ubyte.gz"))?;
 /// assert_eq!(labels.dims, [2000]);
 /// assert_eq!(labels.data.len(), 2000);
 /// assert_eq!(&labels.data[..3], &[0, 2, 2]);
@@ -235,9 +236,9 @@ fn idx_type_name(byte: u8) -> &'static str {
 ///
 /// ```
 /// use tch::{Device, Kind};
-/// use tch2pc::data::{bundled_dir, load_dir, Split};
+/// use tch2pc::data::{find_bundled, load_dir, Split};
 ///
-/// let Split { images, labels } = load_dir(bundled_dir(), Kind::Float, Device::Cpu)?.test;
+/// let Split { images, labels } = load_dir(find_bundled(None)?, Kind::Float, Device::Cpu)?.test;
 /// assert_eq!(images.size(), [2000, 1, 28, 28]);
 /// assert_eq!(labels.size(), [2000]);
 /// assert_eq!(labels.kind(), Kind::Int64);
@@ -256,9 +257,9 @@ impl Split {
     ///
     /// ```
     /// use tch::{Device, Kind};
-    /// use tch2pc::data::{bundled_dir, load_dir};
+    /// use tch2pc::data::{find_bundled, load_dir};
     ///
-    /// let mnist = load_dir(bundled_dir(), Kind::Float, Device::Cpu)?;
+    /// let mnist = load_dir(find_bundled(None)?, Kind::Float, Device::Cpu)?;
     /// assert_eq!((mnist.train.len(), mnist.test.len()), (8000, 2000));
     /// # Ok::<(), tch2pc::PcError>(())
     /// ```
@@ -307,9 +308,9 @@ impl Split {
     ///
     /// ```
     /// use tch::{Device, Kind};
-    /// use tch2pc::data::{bundled_dir, load_dir};
+    /// use tch2pc::data::{find_bundled, load_dir};
     ///
-    /// let test = load_dir(bundled_dir(), Kind::Float, Device::Cpu)?.test;
+    /// let test = load_dir(find_bundled(None)?, Kind::Float, Device::Cpu)?.test;
     /// let batches = test.batches(300, Some(7))?;
     /// assert_eq!(batches.len(), 7); // 6 batches of 300 and one of 200
     /// let mut seen = 0;
@@ -378,9 +379,9 @@ impl Split {
 ///
 /// ```
 /// use tch::{Device, Kind};
-/// use tch2pc::data::{bundled_dir, load_dir, Batches};
+/// use tch2pc::data::{find_bundled, load_dir, Batches};
 ///
-/// let train = load_dir(bundled_dir(), Kind::Float, Device::Cpu)?.train;
+/// let train = load_dir(find_bundled(None)?, Kind::Float, Device::Cpu)?.train;
 /// let mut batches: Batches<'_> = train.batches(64, None)?;
 /// assert_eq!(batches.len(), 125);
 /// let (x, y) = batches.next().unwrap()?;
@@ -489,9 +490,9 @@ impl SplitMix64 {
 ///
 /// ```
 /// use tch::{Device, Kind};
-/// use tch2pc::data::{bundled_dir, load_dir, Dataset};
+/// use tch2pc::data::{find_bundled, load_dir, Dataset};
 ///
-/// let Dataset { train, test } = load_dir(bundled_dir(), Kind::Float, Device::Cpu)?;
+/// let Dataset { train, test } = load_dir(find_bundled(None)?, Kind::Float, Device::Cpu)?;
 /// assert_eq!(train.len() + test.len(), 10_000);
 /// # Ok::<(), tch2pc::PcError>(())
 /// ```
@@ -673,8 +674,137 @@ fn load_split(images_path: &Path, labels_path: &Path, kind: Kind, device: Device
     Ok(Split { images, labels })
 }
 
-/// The directory of the MNIST subset bundled with this crate: 8,000 training and
-/// 2,000 test digits (28×28, gzip-compressed IDX files), ready for [`load_dir`].
+/// The environment variable that [`find_bundled`] consults: `TCH2PC_DATA_DIR`, a
+/// directory holding the four files of the bundled digits (a copy of `data/mnist-10k`).
+///
+/// ```
+/// assert_eq!(tch2pc::data::DATA_DIR_ENV, "TCH2PC_DATA_DIR");
+/// ```
+pub const DATA_DIR_ENV: &str = "TCH2PC_DATA_DIR";
+
+/// Finds the MNIST subset bundled with this crate: 8,000 training and 2,000 test
+/// digits (28×28, gzip-compressed IDX files), ready for [`load_dir`].
+///
+/// It looks, in this order, at
+///
+/// 1. `explicit`, if given (a command-line option, say);
+/// 2. the directory named by the environment variable [`DATA_DIR_ENV`]
+///    (`TCH2PC_DATA_DIR`), if it is set and not empty;
+/// 3. [`bundled_dir`]: `data/mnist-10k` in the directory that this crate was compiled
+///    from (the repository, or cargo's copy of the package under `~/.cargo/registry`,
+///    which includes the digits).
+///
+/// and returns the first that is a directory holding all four files (each under any
+/// spelling that [`load_dir`] accepts); a place that does not is skipped. The files'
+/// contents are not checked here; [`load_dir`] does that. Step 3 fails for a binary
+/// that was copied to another machine, or whose build directory was removed: ship
+/// `data/mnist-10k` with it and point `TCH2PC_DATA_DIR` (or `explicit`) at it.
+///
+/// # Errors
+///
+/// [`PcError::Io`] (of kind [`NotFound`](std::io::ErrorKind::NotFound)) when none of
+/// the three places holds the digits; the message names every place, in order, and
+/// why each was skipped (not given, not set, no such directory, which files are
+/// missing), and says how to fix it. [`PcError::Io`] also if a place cannot be
+/// inspected (permission denied, say).
+///
+/// ```
+/// use tch2pc::data::{find_bundled, load_dir};
+/// use tch::{Device, Kind};
+///
+/// // Usually: nothing explicit, and TCH2PC_DATA_DIR unset, so the crate's own copy.
+/// let dir = find_bundled(None)?;
+/// assert!(dir.join("train-labels-idx1-ubyte.gz").is_file());
+/// assert_eq!(load_dir(&dir, Kind::Float, Device::Cpu)?.test.len(), 2000);
+///
+/// // An explicit directory that holds the digits comes first ...
+/// assert_eq!(find_bundled(Some(&dir))?, dir);
+/// // ... and one that does not is skipped.
+/// let elsewhere = find_bundled(Some(std::path::Path::new("no/such/dir")))?;
+/// assert!(elsewhere.join("t10k-images-idx3-ubyte.gz").is_file());
+/// # Ok::<(), tch2pc::PcError>(())
+/// ```
+pub fn find_bundled(explicit: Option<&Path>) -> Result<PathBuf> {
+    let from_env = std::env::var_os(DATA_DIR_ENV);
+    lookup(explicit, from_env.as_deref(), &bundled_dir())
+}
+
+/// [`find_bundled`] with the environment variable's value and the compile-time
+/// directory passed in (so that tests can make every place fail).
+fn lookup(
+    explicit: Option<&Path>,
+    from_env: Option<&std::ffi::OsStr>,
+    compiled: &Path,
+) -> Result<PathBuf> {
+    let from_env = from_env.filter(|v| !v.is_empty()).map(Path::new);
+    let places: [(String, Option<&Path>); 3] = [
+        ("the explicit path".to_string(), explicit),
+        (format!("${DATA_DIR_ENV}"), from_env),
+        (
+            "the crate's directory at compile time".to_string(),
+            Some(compiled),
+        ),
+    ];
+    let mut looked = Vec::with_capacity(places.len());
+    for (i, (what, dir)) in places.iter().enumerate() {
+        let why = match dir {
+            None if i == 0 => "not given".to_string(),
+            None => "not set".to_string(),
+            Some(dir) => match missing_files(dir)? {
+                None => return Ok(dir.to_path_buf()),
+                Some(why) => format!("{}: {why}", dir.display()),
+            },
+        };
+        looked.push(format!("({}) {what}: {why}", i + 1));
+    }
+    Err(PcError::Io {
+        path: compiled.to_path_buf(),
+        source: io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "the MNIST digits bundled with tch2pc were not found; looked at {}. Set \
+                 {DATA_DIR_ENV} to a directory holding the four files of the crate's \
+                 data/mnist-10k (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, \
+                 t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)",
+                looked.join("; ")
+            ),
+        ),
+    })
+}
+
+/// Why `dir` does not hold an MNIST-style dataset (`None`: it does).
+fn missing_files(dir: &Path) -> Result<Option<String>> {
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Ok(Some("not a directory".to_string())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Some("no such directory".to_string()))
+        }
+        Err(source) => {
+            return Err(PcError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    }
+    let mut missing = Vec::new();
+    for name in DATASET_FILES {
+        if find_file(dir, name)?.is_none() {
+            missing.push(name);
+        }
+    }
+    Ok((!missing.is_empty()).then(|| format!("missing {}", missing.join(", "))))
+}
+
+/// The directory of the MNIST subset bundled with this crate, as a path fixed at
+/// compile time: `data/mnist-10k` in the directory the crate was compiled from
+/// (`CARGO_MANIFEST_DIR`).
+///
+/// The path is absolute and baked into the binary: it is right for tests, examples
+/// and binaries run where they were built, and wrong for a binary copied to another
+/// machine or run after its build directory is gone. Prefer [`find_bundled`], which
+/// also consults an explicit path and the environment variable [`DATA_DIR_ENV`], and
+/// says where it looked when the digits are missing.
 ///
 /// The digits are real MNIST digits (LeCun, Cortes, Burges), made available under
 /// the Creative Commons Attribution-Share Alike 3.0 license; see `README.md` in that
@@ -684,6 +814,8 @@ fn load_split(images_path: &Path, labels_path: &Path, kind: Kind, device: Device
 /// use tch::{Device, Kind};
 /// use tch2pc::data::{bundled_dir, load_dir};
 ///
+/// assert!(bundled_dir().is_absolute());
+/// assert!(bundled_dir().ends_with("data/mnist-10k"));
 /// assert!(bundled_dir().join("train-images-idx3-ubyte.gz").is_file());
 /// let mnist = load_dir(bundled_dir(), Kind::Float, Device::Cpu)?;
 /// assert_eq!(mnist.train.len(), 8000);
@@ -692,4 +824,89 @@ fn load_split(images_path: &Path, labels_path: &Path, kind: Kind, device: Device
 #[must_use]
 pub fn bundled_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/mnist-10k"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    /// A fresh, empty directory under the system's temporary directory.
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("tch2pc-data-lookup-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn lookup_names_every_place_and_why_it_was_skipped() {
+        let root = temp_dir("none");
+        let partial = root.join("partial");
+        fs::create_dir(&partial).unwrap();
+        fs::write(partial.join("train-images-idx3-ubyte.gz"), b"").unwrap();
+        fs::write(partial.join("t10k-labels.idx1-ubyte"), b"").unwrap();
+        let file = root.join("a-file");
+        fs::write(&file, b"x").unwrap();
+        let gone = root.join("gone");
+
+        let err = lookup(Some(&partial), Some(file.as_os_str()), &gone).unwrap_err();
+        let message = err.to_string();
+        match &err {
+            PcError::Io { path, source } => {
+                assert_eq!(*path, gone);
+                assert_eq!(source.kind(), io::ErrorKind::NotFound);
+            }
+            other => panic!("expected Io, got {other:?}"),
+        }
+        let expected = format!(
+            "looked at (1) the explicit path: {}: missing train-labels-idx1-ubyte, \
+             t10k-images-idx3-ubyte; (2) $TCH2PC_DATA_DIR: {}: not a directory; \
+             (3) the crate's directory at compile time: {}: no such directory. Set \
+             TCH2PC_DATA_DIR to a directory",
+            partial.display(),
+            file.display(),
+            gone.display()
+        );
+        assert!(message.contains(&expected), "{message}");
+
+        // Nothing given and nothing set; an empty variable counts as unset.
+        for from_env in [None, Some(OsStr::new(""))] {
+            let message = lookup(None, from_env, &gone).unwrap_err().to_string();
+            assert!(
+                message.contains(
+                    "(1) the explicit path: not given; (2) $TCH2PC_DATA_DIR: not set; (3)"
+                ),
+                "{message}"
+            );
+        }
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn lookup_takes_the_first_place_that_holds_the_files() {
+        let root = temp_dir("order");
+        let [a, b, c] = ["a", "b", "c"].map(|name| {
+            let dir = root.join(name);
+            fs::create_dir(&dir).unwrap();
+            // Every accepted spelling counts: plain, .gz, dotted, dotted .gz.
+            for (file, suffix) in DATASET_FILES.iter().zip(["", ".gz", "", ".gz"]) {
+                let file = if suffix.is_empty() {
+                    file.replacen("-idx", ".idx", 1)
+                } else {
+                    format!("{file}{suffix}")
+                };
+                fs::write(dir.join(file), b"").unwrap();
+            }
+            dir
+        });
+        let (env_b, missing) = (b.as_os_str(), root.join("missing"));
+        assert_eq!(lookup(Some(&a), Some(env_b), &c).unwrap(), a);
+        assert_eq!(lookup(None, Some(env_b), &c).unwrap(), b);
+        assert_eq!(lookup(Some(&missing), Some(env_b), &c).unwrap(), b);
+        assert_eq!(lookup(Some(&missing), None, &c).unwrap(), c);
+        assert_eq!(lookup(None, Some(OsStr::new("")), &c).unwrap(), c);
+        fs::remove_dir_all(&root).unwrap();
+    }
 }

@@ -28,7 +28,8 @@ use tch2pc::{ErrType, OnDiverge};
 /// (tch2pc::pc_infer) and Adam.
 ///
 /// Without --data-dir it uses the 10,000-digit MNIST subset bundled with the crate
-/// (8,000 train, 2,000 test). The last line printed is `final test accuracy: XX.XX%`.
+/// (8,000 train, 2,000 test), found in $TCH2PC_DATA_DIR if set, else in the crate's
+/// data/mnist-10k. The last line printed is `final test accuracy: XX.XX%`.
 #[derive(Debug, Parser)]
 #[command(name = "mnist", version)]
 struct Cli {
@@ -58,14 +59,16 @@ struct Cli {
     #[arg(long, default_value_t = 0.002)]
     lr: f64,
     /// Directory with MNIST-style IDX files (train-images-idx3-ubyte[.gz], ...), e.g.
-    /// full MNIST or /usr/share/datasets/fashion-mnist. Default: the bundled subset.
+    /// full MNIST or /usr/share/datasets/fashion-mnist. Default: the bundled subset
+    /// ($TCH2PC_DATA_DIR, else the crate's data/mnist-10k).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Where to train (auto: CUDA if available).
     #[arg(long, value_enum, ignore_case = true, default_value_t = DeviceArg::Auto)]
     device: DeviceArg,
-    /// Seed for initialisation and shuffling; a CPU run with a seed is reproducible.
-    /// Default: drawn from the clock (and printed).
+    /// Seed for initialisation and shuffling. A seeded CPU run repeats bit for bit on the
+    /// same machine with the same --threads; another CPU rounds differently, and its
+    /// results differ in the last digits. Default: drawn from the clock (and printed).
     #[arg(long)]
     seed: Option<u64>,
     /// Write one CSV row per step (epoch,step,loss,seconds; seconds since training began).

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::font::{self, FAMILY};
 use crate::train::History;
@@ -28,14 +29,28 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     ticks
 }
 
-/// Draws `history` into the PNG `path` (1000x800 pixels) under the title `title`.
-pub fn draw(path: &Path, history: &History, title: &str) -> Result<()> {
+/// Draws `history` into the PNG `path` (1000 pixels wide) under the title `title` and,
+/// below it, the lines of `subtitle` (the run's settings).
+pub fn draw(path: &Path, history: &History, title: &str, subtitle: &[String]) -> Result<()> {
     font::register()?;
     let err = |e: &dyn std::fmt::Display| anyhow!("{e}");
 
-    let root = BitMapBackend::new(path, (1000, 800)).into_drawing_area();
+    let sub_height = 22 * u32::try_from(subtitle.len()).unwrap_or(0) + 8;
+    let root = BitMapBackend::new(path, (1000, 800 + sub_height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let root = root.titled(title, (FAMILY, 26)).map_err(|e| err(&e))?;
+    let (sub, root) = root.split_vertically(sub_height);
+    for (i, line) in subtitle.iter().enumerate() {
+        sub.draw(&Text::new(
+            line.clone(),
+            (500, 2 + 22 * i32::try_from(i).unwrap_or(0)),
+            (FAMILY, 15)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(|e| err(&e))?;
+    }
     let (top, bottom) = root.split_vertically(390);
 
     // Training loss per step, log scale.
@@ -55,15 +70,16 @@ pub fn draw(path: &Path, history: &History, title: &str) -> Result<()> {
         .x_label_area_size(40)
         .y_label_area_size(70)
         .caption("training loss per step", (FAMILY, 20))
+        // Room left and right of the first and last step, so that no marker is clipped.
         .build_cartesian_2d(
-            1f64..last_step,
+            0f64..last_step * 1.02 + 1.0,
             (lo..hi).log_scale().with_key_points(log_ticks(lo, hi)),
         )
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
         .x_desc("step")
-        .y_desc("loss")
+        .y_desc("loss (log scale)")
         .x_label_formatter(&|v| format!("{v:.0}"))
         .y_label_formatter(&|v| format!("{v}"))
         .light_line_style(WHITE)
@@ -97,10 +113,11 @@ pub fn draw(path: &Path, history: &History, title: &str) -> Result<()> {
     chart
         .draw_series(epoch_ends.iter().map(|&p| Circle::new(p, 4, RED.filled())))
         .map_err(|e| err(&e))?
-        .label("epoch mean")
+        .label("epoch mean (at the epoch's last step)")
         .legend(|(x, y)| Circle::new((x + 10, y), 4, RED.filled()));
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
         .label_font((FAMILY, 14))
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
@@ -152,10 +169,7 @@ pub fn draw(path: &Path, history: &History, title: &str) -> Result<()> {
                 (FAMILY, 15)
                     .into_font()
                     .color(&BLACK)
-                    .pos(plotters::style::text_anchor::Pos::new(
-                        plotters::style::text_anchor::HPos::Right,
-                        plotters::style::text_anchor::VPos::Bottom,
-                    )),
+                    .pos(Pos::new(HPos::Right, VPos::Bottom)),
             )))
             .map_err(|e| err(&e))?;
     }

@@ -324,10 +324,19 @@ pub fn train(cfg: &Config) -> Result<History> {
     let kind = Kind::Float;
     tch::manual_seed(cfg.seed as i64);
 
-    let dir = cfg.data_dir.clone().unwrap_or_else(data::bundled_dir);
+    // Without --data-dir: the bundled digits, wherever `find_bundled` finds them (an
+    // explicit path, $TCH2PC_DATA_DIR, or the directory the crate was built from).
+    let dir = match &cfg.data_dir {
+        Some(dir) => dir.clone(),
+        None => data::find_bundled(None)?,
+    };
     let dataset = data::load_dir(&dir, kind, cfg.device)
         .with_context(|| format!("cannot load an MNIST-style dataset from {}", dir.display()))?;
     let (train_set, test_set) = (dataset.train, dataset.test);
+    let data_name = match &cfg.data_dir {
+        None => "bundled MNIST subset".to_string(),
+        Some(dir) => dir.display().to_string(),
+    };
     if train_set.is_empty() {
         bail!("the training set in {} is empty", dir.display());
     }
@@ -488,6 +497,34 @@ pub fn train(cfg: &Config) -> Result<History> {
         history.epochs.push(record);
     }
     if let Some(path) = &cfg.plot {
+        let relaxation = match cfg.err_type {
+            ErrType::Exact => String::new(),
+            ErrType::FixedPred => format!("η = {}, n = {}; ", cfg.eta, cfg.n),
+            ErrType::Strict => format!(
+                "η = {}, n = {}, {} on divergence; ",
+                cfg.eta,
+                cfg.n,
+                if cfg.on_diverge == OnDiverge::Backtrack {
+                    "backtrack"
+                } else {
+                    "stop"
+                }
+            ),
+        };
+        let subtitle = [
+            format!(
+                "{relaxation}Adam lr = {}, batch {}, {} epochs",
+                cfg.lr, cfg.batch_size, cfg.epochs
+            ),
+            format!(
+                "seed {}, {} threads; data: {} ({} train, {} test)",
+                cfg.seed,
+                tch::get_num_threads(),
+                data_name,
+                train_set.len(),
+                test_set.len(),
+            ),
+        ];
         plot::draw(
             path,
             &history,
@@ -496,6 +533,7 @@ pub fn train(cfg: &Config) -> Result<History> {
                 cfg.err_type,
                 cfg.loss.name()
             ),
+            &subtitle,
         )
         .with_context(|| format!("cannot draw the plot {}", path.display()))?;
         if cfg.verbose {
