@@ -34,7 +34,7 @@ for ex in resnet depth; do
     "$TARGET/release/examples/$ex" "${args[@]}" --out "runs/$ex" --quiet
     end=$(date +%s)
     {
-      echo "Command: \`cargo run --release --example $ex -- ${args[*]}\` (wall time $((end - start)) s)"
+      echo "Command: \`cargo run --release --example $ex${args[*]:+ -- ${args[*]}}\` (wall time $((end - start)) s)"
       echo
       cat "runs/$ex/$stem.md"
       echo

@@ -79,13 +79,19 @@ pub fn draw(path: &Path, points: &[Point], methods: &[Method], title: &str) -> R
     };
     let ticks = ((hi - lo).round() as usize + 1) * 2 + 1;
 
-    // Accuracy against depth.
+    // Accuracy against depth, from a multiple of 10 below the lowest mean.
+    let lowest = methods
+        .iter()
+        .flat_map(|&m| series(points, m, |p| 100.0 * p.accuracy))
+        .map(|(_, y, sd)| y - sd)
+        .fold(100f64, f64::min);
+    let floor = ((lowest - 3.0) / 10.0).floor().clamp(0.0, 9.0) * 10.0;
     let mut chart = ChartBuilder::on(&left)
         .margin(15)
         .caption("test accuracy", (FAMILY, 20))
         .x_label_area_size(45)
         .y_label_area_size(60)
-        .build_cartesian_2d(x_range.clone(), 0f64..100f64)
+        .build_cartesian_2d(x_range.clone(), floor..100f64)
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
@@ -123,7 +129,7 @@ pub fn draw(path: &Path, points: &[Point], methods: &[Method], title: &str) -> R
         chart
             .draw_series(s.iter().map(|&(x, y, sd)| {
                 PathElement::new(
-                    vec![(x, (y - sd).max(0.0)), (x, (y + sd).min(100.0))],
+                    vec![(x, (y - sd).max(floor)), (x, (y + sd).min(100.0))],
                     c.stroke_width(1),
                 )
             }))
@@ -137,7 +143,7 @@ pub fn draw(path: &Path, points: &[Point], methods: &[Method], title: &str) -> R
         .filter(|r| r.is_finite() && *r > 0.0)
         .collect();
     // Room below the lowest curve for the legend.
-    let rlo = ratios.iter().copied().fold(1f64, f64::min) / 12.0;
+    let rlo = ratios.iter().copied().fold(1f64, f64::min) / 40.0;
     let rhi = ratios.iter().copied().fold(1f64, f64::max) * 1.5;
     let mut chart = ChartBuilder::on(&right)
         .margin(15)

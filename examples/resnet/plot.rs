@@ -92,7 +92,8 @@ pub fn draw(path: &Path, results: &[Outcome], methods: &[Method], title: &str) -
                 chart
                     .draw_series(std::iter::once(Text::new(
                         format!("{mean:.1}"),
-                        (x, (mean + sd).min(100.0)),
+                        // Above the whisker and every seed's dot.
+                        (x, accs.iter().copied().fold(mean + sd, f64::max) + 1.0),
                         (FAMILY, 14).into_font().color(&BLACK).pos(
                             plotters::style::text_anchor::Pos::new(
                                 plotters::style::text_anchor::HPos::Center,
