@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --release --quiet --example mnist
-BIN=target/release/examples/mnist
+BIN=${CARGO_TARGET_DIR:-target}/release/examples/mnist
 FASHION=""
 if [ "${1:-}" = "--fashion" ]; then FASHION=$2; fi
 OUT=$(mktemp -d)
