@@ -82,12 +82,18 @@ impl PcInfer<'_> {
         F: Fn(&Tensor, &Tensor) -> Tensor,
     {
         let graph = model.graph();
+        if !x.defined() {
+            return Err(PcError::InvalidConfig("x is an undefined tensor".into()));
+        }
+        // Alignment writes nothing: incremental PC's optimizer is not stepped here.
+        let mut this = self;
+        this.drop_optimizer();
         tch::with_grad(|| {
             // One guard for both computations: the same dropout masks, and every buffer
             // restored when it drops.
             let (state, seed) = StateGuard::new(graph, x.device())?;
-            let kind = self.settings.relax_kind;
-            let pc = self.compute(graph, loss, x, y, false, &state, seed)?;
+            let kind = this.settings.relax_kind;
+            let pc = this.compute(graph, loss, x, y, false, &state, seed)?;
             let mut exact = PcInfer::new(ErrType::Exact);
             if let Some(k) = kind {
                 exact = exact.relax_kind(k);

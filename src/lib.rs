@@ -101,6 +101,13 @@
 //!   dropout from one thread at a time.
 //! * Inputs may be integers (token ids for an embedding): only the beliefs of nodes
 //!   `1..=N` must be floating point.
+//! * The loss is a function of the output `ℓ(v̂_N, y)`. A loss that also depends on the
+//!   parameters directly (weight decay written into the loss) has that term in its updates
+//!   with Exact and FixedPred, which differentiate the loss, but not with Strict, whose
+//!   updates are `Σ_i (∂f_i/∂θ)ᵀ ε_i`: put weight decay in the optimizer instead.
+//! * A `Graph` or `Sequential` used as a layer of another model (both implement `Module`)
+//!   runs in its own training mode; its variables get updates only if they live in the
+//!   outer model's `VarStore`.
 //!
 //! # Beyond the seed
 //!

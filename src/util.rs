@@ -51,6 +51,17 @@ pub(crate) fn copy(t: &Tensor) -> Result<Tensor> {
     Ok(c)
 }
 
+/// Whether `a` and `b` look like the same tensor (same data, sizes, strides and dtype): a
+/// layer that returns its input, or a view of all of it.
+pub(crate) fn same_tensor(a: &Tensor, b: &Tensor) -> bool {
+    a.defined()
+        && b.defined()
+        && a.data_ptr() == b.data_ptr()
+        && a.kind() == b.kind()
+        && a.size() == b.size()
+        && a.stride() == b.stride()
+}
+
 /// `√(Σ_i x_i²)` of a list of norms.
 pub(crate) fn hypot(norms: &[f64]) -> f64 {
     norms.iter().map(|x| x * x).sum::<f64>().sqrt()

@@ -218,7 +218,13 @@ fn graded(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
             }
         }
     }
-    let cn = path_coefficients(n, eta, n + 1);
+    // Only the path lengths that occur matter (and none beyond n: their coefficients are 0).
+    let max_len = adj
+        .iter()
+        .flat_map(|a| a.keys().copied())
+        .max()
+        .unwrap_or(0);
+    let cn = path_coefficients(n, eta, max_len + 1);
     let cm = crate::coefficients::sweep(&cn, eta);
     let mut eps = vec![ctx.zero_input_error(&vhat[n_out])?];
     let mut v = vec![ctx.x.shallow_clone()];
@@ -258,7 +264,7 @@ fn graded(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         loss.f_double_value(&[])?,
         &grams,
         top,
-        n + 1,
+        max_len + 1,
     );
     Ok(Raw {
         vhat,

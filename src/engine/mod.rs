@@ -110,9 +110,15 @@ impl Ctx<'_, '_> {
         let mut h = vec![self.x.shallow_clone()];
         let mut u = vec![self.x.shallow_clone()];
         for i in 1..=n {
-            let mut hi = self.apply(i, &self.graph.gather(i, &u))?;
+            let inputs = self.graph.gather(i, &u);
+            let mut hi = self.apply(i, &inputs)?;
             if !hi.requires_grad() {
                 hi = util::leaf(&hi)?;
+            } else if inputs.iter().any(|t| util::same_tensor(t, &hi)) {
+                // A node that returns its input (an identity, dropout in evaluation mode):
+                // a view gives it an autograd identity of its own, so that `∂ℓ/∂h_i` is not
+                // confused with its parent's.
+                hi = hi.f_view_as(&hi)?;
             }
             u.push(match scales {
                 Some(r) if i < n => util::scale_grad(&hi, r[i])?,

@@ -27,7 +27,7 @@ impl<'o> Relaxation<'o> {
             eta: settings.eta,
             step: settings.eta,
             tol: settings.tol,
-            energy: Vec::with_capacity(settings.n),
+            energy: Vec::with_capacity(settings.n.min(4096)),
             iterations: 0,
             stop: StopReason::MaxIterations,
             backtracks: 0,

@@ -310,6 +310,9 @@ impl<'a> PcInfer<'a> {
         M: PcModel + ?Sized,
         F: Fn(&Tensor, &Tensor) -> Tensor,
     {
+        if !x.defined() {
+            return Err(PcError::InvalidConfig("x is an undefined tensor".into()));
+        }
         let mut this = self;
         let mut opt = this.optimizer.take();
         tch::with_grad(|| {
@@ -338,6 +341,11 @@ impl<'a> PcInfer<'a> {
                 }
             }
         })
+    }
+
+    /// Forgets the incremental optimizer (for computations that write nothing).
+    pub(crate) fn drop_optimizer(&mut self) {
+        self.optimizer = None;
     }
 
     /// Everything [`PcInfer::run`] does except writing: the output, the variables, their

@@ -1,0 +1,117 @@
+//! Defects found by trying the library as a new user, each with its right value.
+
+use tch::nn::{self, Module, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+use tch2pc::{loss, ErrType, FixedPredMode, Graph, PcError, PcInfer, StopReason};
+
+fn rel(a: &Tensor, b: &Tensor) -> f64 {
+    let d = (a - b).abs().max().double_value(&[]);
+    d / b.abs().max().double_value(&[]).max(1e-300)
+}
+
+/// A node whose value is its parent's tensor (dropout in evaluation mode returns its input)
+/// while the parent has another child: Exact's ε of that node is `∂ℓ/∂` of the node alone,
+/// and FixedPred's closed forms equal the literal loop.
+#[test]
+fn a_node_returning_its_input_keeps_its_own_error() {
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    vs.set_kind(Kind::Double);
+    let root = vs.root();
+    tch::manual_seed(3);
+    let mut g = Graph::new(&vs);
+    let h1 = g.add(g.input(), nn::linear(&root / "h1", 4, 5, Default::default()));
+    let d = g.add_t(h1, nn::func_t(|x, t| x.dropout(0.3, t)));
+    let s = g.add_fn(&[d, h1], |xs: &[Tensor]| &xs[0] + &xs[1]);
+    let lin = nn::linear(&root / "out", 5, 3, Default::default());
+    g.add_fn(&[s], move |xs: &[Tensor]| lin.forward(&xs[0].tanh()));
+    g.eval();
+    let x = Tensor::randn([6, 4], (Kind::Double, Device::Cpu));
+    let y = Tensor::randn([6, 3], (Kind::Double, Device::Cpu));
+    let ex = PcInfer::new(ErrType::Exact)
+        .run(&g, &loss::mse, &x, &y)
+        .unwrap();
+    // ∂ℓ/∂d = ∂ℓ/∂s (s = d + h1), and ∂ℓ/∂h1 = 2 ∂ℓ/∂s.
+    assert!(rel(&ex.epsilon[2], &ex.epsilon[3]) < 1e-12);
+    assert!(rel(&ex.epsilon[1], &(&ex.epsilon[3] * 2.0)) < 1e-12);
+    for eta in [0.5, 1.0] {
+        for n in [1, 2, 3, 5] {
+            let run = |mode| {
+                PcInfer::new(ErrType::FixedPred)
+                    .eta(eta)
+                    .n(n)
+                    .fixed_pred(mode)
+                    .run(&g, &loss::mse, &x, &y)
+                    .unwrap()
+            };
+            let lit = run(FixedPredMode::Literal);
+            for mode in [FixedPredMode::ClosedForm, FixedPredMode::Graded] {
+                let cf = run(mode);
+                for i in 1..cf.v.len() {
+                    let scale = lit.vhat[i].abs().max().double_value(&[]);
+                    let dv = (&cf.v[i] - &lit.v[i]).abs().max().double_value(&[]);
+                    let de = (&cf.epsilon[i] - &lit.epsilon[i])
+                        .abs()
+                        .max()
+                        .double_value(&[]);
+                    assert!(
+                        dv < 1e-12 * scale.max(1.0) && de < 1e-12,
+                        "{mode:?} eta {eta} n {n} node {i}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `alignment` writes nothing, also when the configuration carries an incremental optimizer.
+#[test]
+fn alignment_does_not_step_an_incremental_optimizer() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let root = vs.root();
+    let mut g = Graph::new(&vs);
+    let h = g.add(g.input(), nn::linear(&root / "a", 3, 4, Default::default()));
+    g.add(h, nn::linear(&root / "b", 4, 2, Default::default()));
+    let x = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
+    let y = Tensor::randn([5, 2], (Kind::Float, Device::Cpu));
+    let mut opt = nn::Sgd::default().build(&vs, 0.5).unwrap();
+    let before: Vec<Tensor> = vs.trainable_variables().iter().map(|t| t.copy()).collect();
+    PcInfer::new(ErrType::Strict)
+        .n(3)
+        .incremental(&mut opt)
+        .alignment(&g, &loss::mse, &x, &y)
+        .unwrap();
+    for (a, b) in before.iter().zip(vs.trainable_variables()) {
+        assert!(a.equal(&b));
+        assert!(!b.grad().defined());
+    }
+}
+
+/// An undefined `x` is an error, not a panic; a huge `n` with a tolerance is not a crash.
+#[test]
+fn undefined_input_and_huge_n() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut g = Graph::new(&vs);
+    let h = g.add(
+        g.input(),
+        nn::linear(vs.root() / "a", 3, 4, Default::default()),
+    );
+    g.add_fn(&[h], |xs: &[Tensor]| xs[0].tanh());
+    let y = Tensor::randn([5, 4], (Kind::Float, Device::Cpu));
+    for e in [
+        PcInfer::new(ErrType::Exact)
+            .run(&g, &loss::mse, &Tensor::default(), &y)
+            .unwrap_err(),
+        PcInfer::new(ErrType::Exact)
+            .alignment(&g, &loss::mse, &Tensor::default(), &y)
+            .unwrap_err(),
+    ] {
+        assert!(matches!(e, PcError::InvalidConfig(_)), "{e:?}");
+    }
+    let x = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
+    let out = PcInfer::new(ErrType::Strict)
+        .n(usize::MAX)
+        .tol(1e-3)
+        .run(&g, &loss::mse, &x, &y)
+        .unwrap();
+    assert!(matches!(out.report.stop, StopReason::Converged { .. }));
+}
