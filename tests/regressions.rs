@@ -19,7 +19,10 @@ fn a_node_returning_its_input_keeps_its_own_error() {
     let root = vs.root();
     tch::manual_seed(3);
     let mut g = Graph::new(&vs);
-    let h1 = g.add(g.input(), nn::linear(&root / "h1", 4, 5, Default::default()));
+    let h1 = g.add(
+        g.input(),
+        nn::linear(&root / "h1", 4, 5, Default::default()),
+    );
     let d = g.add_t(h1, nn::func_t(|x, t| x.dropout(0.3, t)));
     let s = g.add_fn(&[d, h1], |xs: &[Tensor]| &xs[0] + &xs[1]);
     let lin = nn::linear(&root / "out", 5, 3, Default::default());
