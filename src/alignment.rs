@@ -85,20 +85,19 @@ impl PcInfer<'_> {
         if !x.defined() {
             return Err(PcError::InvalidConfig("x is an undefined tensor".into()));
         }
-        // Alignment writes nothing: incremental PC's optimizer is not stepped here.
-        let mut this = self;
-        this.drop_optimizer();
+        // Alignment writes nothing: incremental PC's optimizer is not stepped here (None).
+        let this = self;
         tch::with_grad(|| {
             // One guard for both computations: the same dropout masks, and every buffer
             // restored when it drops.
             let (state, seed) = StateGuard::new(graph, x.device())?;
             let kind = this.settings.relax_kind;
-            let pc = this.compute(graph, loss, x, y, false, &state, seed)?;
+            let pc = this.compute(graph, loss, x, y, false, &state, seed, None)?;
             let mut exact = PcInfer::new(ErrType::Exact);
             if let Some(k) = kind {
                 exact = exact.relax_kind(k);
             }
-            let bp = exact.compute(graph, loss, x, y, false, &state, seed)?;
+            let bp = exact.compute(graph, loss, x, y, false, &state, seed, None)?;
             let owners = node_of_variables(graph, x, &pc.vars, seed)?;
             let mut layers = Vec::new();
             for i in 1..=graph.len() {

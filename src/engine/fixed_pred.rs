@@ -38,11 +38,14 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         FixedPredMode::Literal => literal(ctx),
         FixedPredMode::Graded => graded(ctx),
         FixedPredMode::ClosedForm => {
-            let depth = ctx.topo.depth();
-            let lengths = ctx.topo.path_lengths(usize::MAX - 1);
+            let lengths = ctx.topo.path_lengths();
             if lengths[1..].iter().all(|l| l.len() == 1) {
+                let depth: Vec<usize> = lengths
+                    .iter()
+                    .map(|l| l.last().copied().unwrap_or(0))
+                    .collect();
                 scaled(ctx, &depth)
-            } else if graded_cost(ctx) <= s.n * ctx.out() {
+            } else if graded_cost(ctx, &lengths) <= s.n * ctx.out() {
                 graded(ctx)
             } else {
                 literal(ctx)
@@ -52,10 +55,9 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
 }
 
 /// The number of vector-Jacobian products of the graded form: one per node `j` with a
-/// hidden parent and path length `m < n` of `j`.
-fn graded_cost(ctx: &Ctx<'_, '_>) -> usize {
+/// hidden parent and path length `m < n` of `j` (`lengths`: every node's path lengths).
+fn graded_cost(ctx: &Ctx<'_, '_>, lengths: &[Vec<usize>]) -> usize {
     let n = ctx.settings.n;
-    let lengths = ctx.topo.path_lengths(n);
     (1..=ctx.out())
         .filter(|&j| ctx.topo.parents[j].iter().any(|&p| p != 0))
         .map(|j| lengths[j].iter().filter(|&&m| m < n).count())

@@ -63,9 +63,9 @@ impl Topology {
         1..self.output
     }
 
-    /// For each node, the distinct lengths (in edges) of its paths to the output, at most
-    /// `max`, increasing. `lengths[N] = [0]`.
-    pub fn path_lengths(&self, max: usize) -> Vec<Vec<usize>> {
+    /// For each node, the distinct lengths (in edges) of its paths to the output, increasing.
+    /// `lengths[N] = [0]`.
+    pub fn path_lengths(&self) -> Vec<Vec<usize>> {
         let n = self.output;
         let mut lengths: Vec<Vec<usize>> = vec![Vec::new(); n + 1];
         lengths[n] = vec![0];
@@ -73,21 +73,11 @@ impl Topology {
             let mut l: Vec<usize> = self.children[i]
                 .iter()
                 .flat_map(|&j| lengths[j].iter().map(|k| k + 1))
-                .filter(|&k| k <= max)
                 .collect();
             l.sort_unstable();
             l.dedup();
             lengths[i] = l;
         }
         lengths
-    }
-
-    /// The longest path (in edges) from each node to the output (`usize::MAX`-free: nodes
-    /// that reach the output only).
-    pub fn depth(&self) -> Vec<usize> {
-        self.path_lengths(usize::MAX - 1)
-            .iter()
-            .map(|l| l.last().copied().unwrap_or(0))
-            .collect()
     }
 }

@@ -323,7 +323,7 @@ impl<'a> PcInfer<'a> {
                 None => None,
             };
             let result = this
-                .compute_with(graph, loss, x, y, true, &state, seed, opt.as_deref_mut())
+                .compute(graph, loss, x, y, true, &state, seed, opt.as_deref_mut())
                 .and_then(|c| {
                     grads::write(&c.vars, &c.grads)?;
                     Ok(c)
@@ -343,36 +343,13 @@ impl<'a> PcInfer<'a> {
         })
     }
 
-    /// Forgets the incremental optimizer (for computations that write nothing).
-    pub(crate) fn drop_optimizer(&mut self) {
-        self.optimizer = None;
-    }
-
     /// Everything [`PcInfer::run`] does except writing: the output, the variables, their
     /// updates (checked finite; in the variables' dtypes if `cast`, else in the dtype of the
     /// computation) and the buffers after the feed-forward pass. Runs in grad mode.
+    /// `optimizer` is incremental PC's (passed apart from `self`, so that the caller keeps it
+    /// for a restore); `self`'s own is ignored.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn compute<F>(
-        mut self,
-        graph: &Graph,
-        loss: &F,
-        x: &Tensor,
-        y: &Tensor,
-        cast: bool,
-        state: &StateGuard,
-        seed: Option<i64>,
-    ) -> Result<Computed>
-    where
-        F: Fn(&Tensor, &Tensor) -> Tensor,
-    {
-        let opt = self.optimizer.take();
-        self.compute_with(graph, loss, x, y, cast, state, seed, opt)
-    }
-
-    /// [`PcInfer::compute`] with the incremental optimizer passed separately (so that the
-    /// caller keeps it for a restore).
-    #[allow(clippy::too_many_arguments)]
-    fn compute_with<F>(
         self,
         graph: &Graph,
         loss: &F,
