@@ -17,7 +17,7 @@ pub(crate) fn write(vars: &[Tensor], grads: &[Tensor]) -> Result<()> {
             continue;
         }
         let cur = v.f_grad()?;
-        if cur.defined() && cur.size() == v.size() && cur.kind() == g.kind() {
+        if cur.defined() && cur.size() == g.size() {
             existing.push((cur, g));
         } else {
             fresh.push((v, g));
@@ -25,17 +25,12 @@ pub(crate) fn write(vars: &[Tensor], grads: &[Tensor]) -> Result<()> {
     }
     if !fresh.is_empty() {
         tch::with_grad(|| -> Result<()> {
-            // Variables with no (or an ill-fitting) .grad: clear it, then let autograd
-            // create it with value g (the backward of <v, g> is g · 1, exactly).
+            // Variables with no .grad (or one of another shape, which autograd then refuses
+            // before anything is written): let autograd create it with value g (the backward
+            // of <v, g> is g · 1, exactly).
             let mut total: Option<Tensor> = None;
             for (v, g) in &fresh {
-                let mut v = v.shallow_clone();
-                let cur = v.f_grad()?;
-                if cur.defined() {
-                    v.zero_grad();
-                    // zero_grad keeps a defined tensor; accumulate onto zeros of g's kind.
-                }
-                let term = util::dot(&v, &g.f_to_kind(v.kind())?)?;
+                let term = util::dot(v, &g.f_to_kind(v.kind())?)?;
                 total = Some(match total {
                     None => term,
                     Some(t) => t.f_add(&term)?,
@@ -47,6 +42,7 @@ pub(crate) fn write(vars: &[Tensor], grads: &[Tensor]) -> Result<()> {
             Ok(())
         })?;
     }
+    // `copy_` converts the dtype where the existing .grad has another one.
     tch::no_grad(|| -> Result<()> {
         for (mut cur, g) in existing {
             cur.f_copy_(g)?;

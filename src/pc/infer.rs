@@ -527,16 +527,12 @@ impl Snapshot {
                 })?;
             }
         }
-        for (v, _, g) in self.saved {
-            let mut cur = v.f_grad()?;
-            match g {
-                Some(g) if cur.defined() && cur.size() == g.size() && cur.kind() == g.kind() => {
-                    tch::no_grad(|| cur.f_copy_(&g))?;
-                }
-                Some(g) => grads::write(&[v.shallow_clone()], &[g])?,
-                None => {}
-            }
-        }
+        let (vars, grads): (Vec<Tensor>, Vec<Tensor>) = self
+            .saved
+            .into_iter()
+            .filter_map(|(v, _, g)| g.map(|g| (v, g)))
+            .unzip();
+        grads::write(&vars, &grads)?;
         Ok(())
     }
 }
