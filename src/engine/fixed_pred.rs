@@ -322,22 +322,15 @@ fn literal(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         }
         let (delta, state) = stepper.propose(&mut dirs, &hidden, eta, true)?.into_parts();
         let state_norm = stepper.accept(state)?;
-        let mut change: f64 = 0.0;
-        let mut update = Vec::new();
+        let (change, update_norm) = relax.measure(&delta, &v, &hidden)?;
         for &i in &hidden {
-            if relax.measures_change() {
-                change = change.max(util::rel_change(&delta[i], &v[i])?);
-            }
-            if relax.observed() {
-                update.push(util::norm(&delta[i])?);
-            }
             v[i] = v[i].f_add(&delta[i])?;
         }
         let norms: Vec<f64> = (1..=n_out)
             .map(|i| util::norm(&eps[i]))
             .collect::<Result<_>>()?;
         let e = loss_value + 0.5 * norms[..n_out - 1].iter().map(|x| x * x).sum::<f64>();
-        relax.record(k, e, &norms, 0, util::hypot(&update), state_norm);
+        relax.record(k, e, &norms, 0, update_norm, state_norm);
         if relax.converged(k, change) {
             break;
         }

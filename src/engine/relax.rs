@@ -2,9 +2,12 @@
 //! reason, the step size, backtracks, observer calls and the tolerance test.
 
 use crate::err_type::ErrType;
+use crate::error::Result;
 use crate::observer::{Iteration, Observer};
 use crate::options::Settings;
 use crate::report::{PcReport, StopReason};
+use crate::util;
+use tch::Tensor;
 
 /// The running record of one relaxation.
 pub(crate) struct Relaxation<'o> {
@@ -67,6 +70,23 @@ impl<'o> Relaxation<'o> {
                     .with_update(update_norm, state_norm),
             );
         }
+    }
+
+    /// What a proposed belief update `delta` (at the hidden nodes) measures: the largest
+    /// relative change `max_i ‖Δv_i‖_∞ / ‖v_i‖_∞` when `tol` is set (else 0), and `‖Δv‖₂`
+    /// when an observer listens (else 0).
+    pub fn measure(&self, delta: &[Tensor], v: &[Tensor], hidden: &[usize]) -> Result<(f64, f64)> {
+        let mut change: f64 = 0.0;
+        let mut norms = Vec::new();
+        for &i in hidden {
+            if self.measures_change() {
+                change = change.max(util::rel_change(&delta[i], &v[i])?);
+            }
+            if self.observed() {
+                norms.push(util::norm(&delta[i])?);
+            }
+        }
+        Ok((change, util::hypot(&norms)))
     }
 
     /// Sweep `k` changed the beliefs by `change` (relative, see `tol`): whether to stop.

@@ -223,17 +223,10 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
                 .propose(&mut dirs, &hidden, relax.step, consume)?
                 .into_parts();
             let mut next_v: Vec<Tensor> = v.iter().map(|t| t.shallow_clone()).collect();
-            let mut change: f64 = 0.0;
-            let mut update = Vec::new();
+            let (change, update) = relax.measure(&delta, &v, &hidden)?;
             for &i in &hidden {
                 // The seed's v + η (ε - Jᵀε): the step added in place to the fresh (or
                 // consumed) direction: the same operations, hence the same bits.
-                if relax.measures_change() {
-                    change = change.max(util::rel_change(&delta[i], &v[i])?);
-                }
-                if relax.observed() {
-                    update.push(util::norm(&delta[i])?);
-                }
                 let mut next = std::mem::take(&mut delta[i]);
                 let _ = next.f_add_(&v[i])?;
                 next_v[i] = next;
@@ -279,7 +272,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         let state_norm = stepper.accept(state)?;
         v = next_v;
         ev = next_ev;
-        relax.record(k, e_k, &norms, halvings, util::hypot(&update), state_norm);
+        relax.record(k, e_k, &norms, halvings, update, state_norm);
         if incremental {
             incremental_step(ctx, &ev, &last_eps)?;
             relax.param_step();
