@@ -97,23 +97,94 @@ pub(crate) fn max_abs(t: &Tensor) -> Result<f64> {
     Ok(t.f_detach()?.f_abs()?.f_max()?.f_double_value(&[])?)
 }
 
-/// Whether every element of every tensor is finite (one synchronisation).
+/// Whether every element of every tensor is finite.
+///
+/// Fast path, one synchronisation: every floating tensor's sum (accumulated in at least
+/// single precision). A sum is non-finite when any element is (IEEE arithmetic propagates
+/// NaN and infinities), so finite sums prove finite elements with one vectorised reduction
+/// per tensor and no tensor-sized temporaries. Only when a sum is not finite (a non-finite
+/// element, or finite elements whose sum overflows) are the elements checked one by one.
+/// Integer and boolean tensors are finite; a complex tensor is checked through its real
+/// and imaginary parts.
 pub(crate) fn all_finite(ts: &[&Tensor]) -> Result<bool> {
-    let mut acc: Option<Tensor> = None;
+    let mut parts = Vec::with_capacity(ts.len());
     for t in ts {
         if !t.defined() || t.numel() == 0 {
             continue;
         }
-        let f = t.f_isfinite()?.f_all()?;
-        acc = Some(match acc {
-            None => f,
-            Some(a) => a.f_logical_and(&f)?,
-        });
+        let t = match t.kind() {
+            Kind::ComplexHalf | Kind::ComplexFloat | Kind::ComplexDouble => {
+                t.f_detach()?.f_view_as_real()?
+            }
+            k if is_float(k) => t.f_detach()?,
+            _ => continue,
+        };
+        parts.push(t);
     }
-    match acc {
-        None => Ok(true),
-        Some(a) => Ok(a.f_int64_value(&[])? != 0),
+    if parts.is_empty() {
+        return Ok(true);
     }
+    let mut sums = Vec::with_capacity(parts.len());
+    for t in &parts {
+        let acc = match t.kind() {
+            Kind::Half | Kind::BFloat16 => Kind::Float,
+            k => k,
+        };
+        sums.push(t.f_sum(acc)?.f_to_kind(Kind::Double)?);
+    }
+    if stacked_all_finite(&sums)? {
+        return Ok(true);
+    }
+    let flags = parts
+        .iter()
+        .map(|t| t.f_isfinite()?.f_all())
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(Tensor::f_stack(&flags, 0)?.f_all()?.f_int64_value(&[])? != 0)
+}
+
+/// Whether every element of the stacked scalars `ts` is finite (one synchronisation).
+fn stacked_all_finite(ts: &[Tensor]) -> Result<bool> {
+    Ok(Tensor::f_stack(ts, 0)?
+        .f_isfinite()?
+        .f_all()?
+        .f_int64_value(&[])?
+        != 0)
+}
+
+/// Uninitialised contiguous tensors shaped like each of `like`, carved out of one
+/// allocation when they all share a dtype and a device (separate ones otherwise).
+///
+/// One block instead of a tensor-sized allocation per node: on the CPU, where libtorch
+/// allocates with `malloc`, many medium-sized allocations per call are returned to the
+/// operating system and fault their pages in again on the next call, which costs about as
+/// much as the arithmetic that fills them.
+pub(crate) fn empty_block(like: &[&Tensor]) -> Result<Vec<Tensor>> {
+    let Some(first) = like.first() else {
+        return Ok(Vec::new());
+    };
+    let (kind, device) = (first.kind(), first.device());
+    if like
+        .iter()
+        .any(|t| t.kind() != kind || t.device() != device)
+    {
+        return like
+            .iter()
+            .map(|t| Ok(Tensor::f_empty(t.size(), (t.kind(), t.device()))?))
+            .collect();
+    }
+    let total: i64 = like.iter().map(|t| t.numel() as i64).sum();
+    let block = Tensor::f_empty([total], (kind, device))?;
+    let mut offset = 0;
+    like.iter()
+        .map(|t| {
+            let len = t.numel() as i64;
+            let part = block
+                .f_narrow(0, offset, len)?
+                .f_view(t.size().as_slice())?;
+            offset += len;
+            Ok(part)
+        })
+        .collect()
 }
 
 /// Whether `k` is a floating-point dtype.
@@ -189,5 +260,79 @@ mod tests {
         assert!(disjoint(ea, eo));
         assert_eq!(er.1 - er.0, 6 * 4);
         assert!(extent(&Tensor::zeros([0], (Kind::Float, Device::Cpu))).is_none());
+    }
+
+    /// The fast path (sums) and the element check agree with `isfinite` on every case,
+    /// including finite elements whose sum overflows and infinities that cancel.
+    #[test]
+    fn all_finite_matches_elementwise_isfinite() {
+        let f = |v: &[f64], kind: Kind| Tensor::from_slice(v).to_kind(kind);
+        let (nan, inf) = (f64::NAN, f64::INFINITY);
+        let cases: Vec<(Vec<f64>, bool)> = vec![
+            (vec![1.0, -2.0, 3.5], true),
+            (vec![1.0, nan, 3.0], false),
+            (vec![inf, 0.0], false),
+            (vec![inf, -inf], false),
+            (vec![-inf], false),
+            (vec![3e38, 3e38, 3e38], true), // float32: the sum overflows
+        ];
+        for kind in [Kind::Float, Kind::Double, Kind::Half, Kind::BFloat16] {
+            for (v, expect) in &cases {
+                let t = f(v, kind);
+                let truth = t.isfinite().all().int64_value(&[]) != 0;
+                assert_eq!(all_finite(&[&t]).unwrap(), truth, "{kind:?} {v:?}");
+                if kind != Kind::Half && kind != Kind::BFloat16 {
+                    assert_eq!(truth, *expect, "{kind:?} {v:?}");
+                }
+                let ok = f(&[1.0, 2.0], kind);
+                assert_eq!(
+                    all_finite(&[&ok, &t, &ok]).unwrap(),
+                    truth,
+                    "{kind:?} {v:?}"
+                );
+            }
+        }
+        let big = Tensor::full([5000], 60000.0, (Kind::Half, Device::Cpu));
+        assert!(
+            all_finite(&[&big]).unwrap(),
+            "half: finite elements, overflowing sum"
+        );
+        let ints = Tensor::from_slice(&[1i64, 2, 3]);
+        let empty = Tensor::zeros([0], (Kind::Float, Device::Cpu));
+        assert!(all_finite(&[&ints, &empty, &Tensor::default()]).unwrap());
+        assert!(all_finite(&[]).unwrap());
+        let c = Tensor::complex(&f(&[1.0, 2.0], Kind::Float), &f(&[0.0, nan], Kind::Float));
+        assert!(!all_finite(&[&c]).unwrap());
+        let c = Tensor::complex(&f(&[1.0, 2.0], Kind::Float), &f(&[0.0, 1.0], Kind::Float));
+        assert!(all_finite(&[&c]).unwrap());
+    }
+
+    /// One block: the parts have the requested shapes, are contiguous, do not overlap and
+    /// share one storage; mixed dtypes get separate tensors.
+    #[test]
+    fn empty_block_carves_disjoint_parts() {
+        let a = Tensor::zeros([3, 4], (Kind::Float, Device::Cpu));
+        let b = Tensor::zeros([2, 1, 5], (Kind::Float, Device::Cpu)).transpose(0, 2);
+        let c = Tensor::zeros([0], (Kind::Float, Device::Cpu));
+        let parts = empty_block(&[&a, &b, &c]).unwrap();
+        assert_eq!(parts.len(), 3);
+        for (p, t) in parts.iter().zip([&a, &b, &c]) {
+            assert_eq!(p.size(), t.size());
+            assert_eq!(p.kind(), t.kind());
+            assert!(p.is_contiguous());
+        }
+        let (e0, e1) = (extent(&parts[0]).unwrap(), extent(&parts[1]).unwrap());
+        assert!(disjoint(e0, e1));
+        assert_eq!(e1.0, e0.1, "adjacent in one allocation");
+        let mut p1 = parts[1].shallow_clone();
+        let _ = p1.fill_(7.0);
+        let mut p0 = parts[0].shallow_clone();
+        let _ = p0.fill_(1.0);
+        assert_eq!(parts[1].sum(Kind::Double).double_value(&[]), 70.0);
+        let d = Tensor::zeros([2], (Kind::Double, Device::Cpu));
+        let mixed = empty_block(&[&a, &d]).unwrap();
+        assert_eq!(mixed[1].kind(), Kind::Double);
+        assert_eq!(mixed[0].size(), vec![3, 4]);
+        assert!(empty_block(&[]).unwrap().is_empty());
     }
 }

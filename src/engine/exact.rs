@@ -4,6 +4,8 @@
 use crate::engine::relax::no_relaxation;
 use crate::engine::{detached, Ctx, Raw};
 use crate::error::Result;
+use crate::util;
+use tch::Tensor;
 
 pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     let n = ctx.out();
@@ -11,9 +13,11 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     ctx.check_vinit(&h)?;
     let (loss, deltas, grads) = ctx.backprop(&h[n], &h[1..])?;
     let mut eps = vec![ctx.zero_input_error(&h[n])?];
+    // v = v̂ − ε, written into one block (see `util::empty_block`).
+    let hidden: Vec<&Tensor> = h[1..].iter().collect();
     let mut v = vec![ctx.x.shallow_clone()];
-    for (hi, e) in h[1..].iter().zip(deltas) {
-        v.push(hi.f_detach()?.f_sub(&e)?);
+    for ((hi, e), out) in h[1..].iter().zip(deltas).zip(util::empty_block(&hidden)?) {
+        v.push(hi.f_detach()?.f_sub_out(&out, &e)?);
         eps.push(e);
     }
     Ok(Raw {
