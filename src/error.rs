@@ -154,6 +154,16 @@ pub enum PcError {
     #[error("the parameter update for {0} is not finite")]
     NonFiniteGradient(String),
 
+    /// The observer panicked while it was told of a sweep; the call stops there and
+    /// writes nothing (see [`crate::Observer`]).
+    #[error("the observer panicked at sweep {iteration}: {message}")]
+    Observer {
+        /// The sweep (1-based) the observer was told of.
+        iteration: usize,
+        /// The panic's message.
+        message: String,
+    },
+
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {

@@ -30,6 +30,11 @@ pub struct Iteration<'a> {
 /// Receives one [`Iteration`] per relaxation sweep. The default method does nothing, so an
 /// observer implements only what it needs.
 ///
+/// An observer that panics stops the call: it returns [`PcError::Observer`] (with the
+/// sweep and the panic's message) and writes nothing, like any other error.
+///
+/// [`PcError::Observer`]: crate::PcError::Observer
+///
 /// ```
 /// use tch2pc::{Iteration, Observer};
 /// #[derive(Default)]

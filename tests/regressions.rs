@@ -118,3 +118,130 @@ fn undefined_input_and_huge_n() {
         .unwrap();
     assert!(matches!(out.report.stop, StopReason::Converged { .. }));
 }
+
+fn small_chain(vs: &nn::VarStore) -> tch2pc::Sequential {
+    let root = vs.root();
+    tch2pc::Sequential::new(vs)
+        .add(nn::linear(&root / "0", 4, 6, Default::default()))
+        .add_fn(|x| x.tanh())
+        .add(nn::linear(&root / "2", 6, 3, Default::default()))
+}
+
+/// An observer that panics stops the call with `PcError::Observer` (no panic escapes), and
+/// nothing is written: parameters and `.grad` as before, also under incremental PC.
+#[test]
+fn a_panicking_observer_is_an_error_and_writes_nothing() {
+    struct Bomb;
+    impl tch2pc::Observer for Bomb {
+        fn observe(&mut self, it: &tch2pc::Iteration<'_>) {
+            if it.iteration == 2 {
+                panic!("observer bomb");
+            }
+        }
+    }
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    vs.set_kind(Kind::Double);
+    tch::manual_seed(11);
+    let model = small_chain(&vs);
+    let x = Tensor::randn([5, 4], (Kind::Double, Device::Cpu));
+    let y = Tensor::randn([5, 3], (Kind::Double, Device::Cpu));
+    PcInfer::new(ErrType::Exact)
+        .run(&model, &loss::mse, &x, &y)
+        .unwrap();
+    let before: Vec<(Tensor, Tensor)> = vs
+        .trainable_variables()
+        .iter()
+        .map(|v| (v.copy(), v.grad().copy()))
+        .collect();
+    let mut opt = nn::Sgd::default().build(&vs, 0.1).unwrap();
+    for (err_type, incremental) in [
+        (ErrType::Strict, false),
+        (ErrType::FixedPred, false),
+        (ErrType::Strict, true),
+    ] {
+        let mut bomb = Bomb;
+        let mut cfg = PcInfer::new(err_type)
+            .eta(0.1)
+            .n(5)
+            .fixed_pred(FixedPredMode::Literal)
+            .observer(&mut bomb);
+        if incremental {
+            cfg = cfg.incremental(&mut opt);
+        }
+        match cfg.run(&model, &loss::mse, &x, &y) {
+            Err(PcError::Observer { iteration, message }) => {
+                assert_eq!(iteration, 2, "{err_type:?}");
+                assert!(message.contains("observer bomb"), "{message}");
+            }
+            other => panic!("{err_type:?}: expected PcError::Observer, got {other:?}"),
+        }
+        for ((value, grad), v) in before.iter().zip(vs.trainable_variables()) {
+            assert!(
+                v.equal(value),
+                "{err_type:?} incremental {incremental}: a parameter changed"
+            );
+            assert!(v.grad().equal(grad), "{err_type:?}: a .grad changed");
+        }
+    }
+}
+
+/// `vinit[0]` is ignored by Strict and may be undefined: the result equals a call with
+/// `vinit[0] = x`, value for value.
+#[test]
+fn an_undefined_vinit_0_is_ignored() {
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    vs.set_kind(Kind::Double);
+    tch::manual_seed(12);
+    let model = small_chain(&vs);
+    let x = Tensor::randn([5, 4], (Kind::Double, Device::Cpu));
+    let y = Tensor::randn([5, 3], (Kind::Double, Device::Cpu));
+    let ff = PcInfer::new(ErrType::Exact)
+        .run(&model, &loss::mse, &x, &y)
+        .unwrap();
+    let mut v0: Vec<Tensor> = ff.v.iter().map(|t| t.copy()).collect();
+    let with_x = PcInfer::new(ErrType::Strict)
+        .eta(0.1)
+        .n(4)
+        .vinit(&v0)
+        .run(&model, &loss::mse, &x, &y)
+        .unwrap();
+    v0[0] = Tensor::default();
+    let without = PcInfer::new(ErrType::Strict)
+        .eta(0.1)
+        .n(4)
+        .vinit(&v0)
+        .run(&model, &loss::mse, &x, &y)
+        .unwrap();
+    for i in 0..with_x.v.len() {
+        assert!(without.v[i].equal(&with_x.v[i]), "v[{i}]");
+        assert!(without.epsilon[i].equal(&with_x.epsilon[i]), "epsilon[{i}]");
+    }
+    assert!(without.v[0].equal(&x));
+}
+
+/// Exact's beliefs are `v̂ − ε` exactly, each its own tensor: writing into one leaves the
+/// others as they were.
+#[test]
+fn exact_beliefs_are_independent_tensors() {
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    vs.set_kind(Kind::Double);
+    tch::manual_seed(13);
+    let model = small_chain(&vs);
+    let x = Tensor::randn([5, 4], (Kind::Double, Device::Cpu));
+    let y = Tensor::randn([5, 3], (Kind::Double, Device::Cpu));
+    let out = PcInfer::new(ErrType::Exact)
+        .run(&model, &loss::mse, &x, &y)
+        .unwrap();
+    for i in 1..out.v.len() {
+        assert!(out.v[i].equal(&(&out.vhat[i] - &out.epsilon[i])), "v[{i}]");
+    }
+    let keep: Vec<Tensor> = out.v.iter().map(|t| t.copy()).collect();
+    let mut v1 = out.v[1].shallow_clone();
+    let _ = v1.fill_(f64::NAN);
+    for i in 2..out.v.len() {
+        assert!(
+            out.v[i].equal(&keep[i]),
+            "v[{i}] changed when v[1] was written"
+        );
+    }
+}

@@ -75,7 +75,7 @@ fn record_closed_form(
     grams: &[Vec<(usize, usize, f64)>],
     top: f64,
     max_len: usize,
-) -> f64 {
+) -> Result<f64> {
     let at = |c: &[f64]| -> (f64, Vec<f64>) {
         let mut norms: Vec<f64> = grams
             .iter()
@@ -95,10 +95,10 @@ fn record_closed_form(
     let mut c = path_coefficients(1, eta, max_len);
     for k in 1..=n {
         let (e, norms) = at(&c);
-        relax.record(k, e, &norms, 0, f64::NAN, f64::NAN);
+        relax.record(k, e, &norms, 0, f64::NAN, f64::NAN)?;
         c = crate::coefficients::sweep(&c, eta);
     }
-    at(&c).0
+    Ok(at(&c).0)
 }
 
 /// The closed form for graphs whose nodes each have one path length `d_i` to the output:
@@ -162,7 +162,7 @@ fn scaled(ctx: &mut Ctx<'_, '_>, depth: &[usize]) -> Result<Raw> {
     let mut relax = Relaxation::new(ctx.settings, ctx.observer.take());
     let top = util::norm(&eps[n_out])?;
     let loss_value = loss.f_double_value(&[])?;
-    let final_energy = record_closed_form(&mut relax, n, eta, loss_value, &grams, top, max_len);
+    let final_energy = record_closed_form(&mut relax, n, eta, loss_value, &grams, top, max_len)?;
     Ok(Raw {
         vhat,
         loss,
@@ -267,7 +267,7 @@ fn graded(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         &grams,
         top,
         max_len + 1,
-    );
+    )?;
     Ok(Raw {
         vhat,
         loss,
@@ -330,7 +330,7 @@ fn literal(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
             .map(|i| util::norm(&eps[i]))
             .collect::<Result<_>>()?;
         let e = loss_value + 0.5 * norms[..n_out - 1].iter().map(|x| x * x).sum::<f64>();
-        relax.record(k, e, &norms, 0, update_norm, state_norm);
+        relax.record(k, e, &norms, 0, update_norm, state_norm)?;
         if relax.converged(k, change) {
             break;
         }

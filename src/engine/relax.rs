@@ -2,7 +2,8 @@
 //! reason, the step size, backtracks, observer calls and the tolerance test.
 
 use crate::err_type::ErrType;
-use crate::error::Result;
+use crate::error::{PcError, Result};
+use crate::guard::{self, Caught};
 use crate::observer::{Iteration, Observer};
 use crate::options::Settings;
 use crate::report::{PcReport, StopReason};
@@ -51,7 +52,8 @@ impl<'o> Relaxation<'o> {
 
     /// Records sweep `k` (1-based): its starting energy, its prediction-error norms
     /// (`‖ε_i‖`, nodes `1..=N`), the step halvings it needed, the norm of the belief update
-    /// it made and of the belief optimizer's state (NaN where not computed).
+    /// it made and of the belief optimizer's state (NaN where not computed). A panicking
+    /// observer is an error ([`PcError::Observer`]).
     pub fn record(
         &mut self,
         k: usize,
@@ -60,16 +62,22 @@ impl<'o> Relaxation<'o> {
         halvings: usize,
         update_norm: f64,
         state_norm: f64,
-    ) {
+    ) -> Result<()> {
         self.energy.push(energy);
         self.iterations = k;
         self.backtracks += halvings;
         if let Some(obs) = self.observer.as_deref_mut() {
-            obs.observe(
-                &Iteration::new(k, energy, norms, self.step, halvings)
-                    .with_update(update_norm, state_norm),
-            );
+            let it = Iteration::new(k, energy, norms, self.step, halvings)
+                .with_update(update_norm, state_norm);
+            guard::catch(|| obs.observe(&it)).map_err(|c| match c {
+                Caught::Error(e) => e,
+                Caught::Message(message) => PcError::Observer {
+                    iteration: k,
+                    message,
+                },
+            })?;
         }
+        Ok(())
     }
 
     /// What a proposed belief update `delta` (at the hidden nodes) measures: the largest

@@ -165,9 +165,9 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
             let (loss, dldy) = ctx.loss_and_grad(&vhat[n])?;
             ctx.check_vinit(&vhat)?;
             let mut v: Vec<Tensor> = match &ctx.vinit {
-                Some(v0) => v0
-                    .iter()
-                    .map(|t| t.f_detach())
+                // vinit[0] is ignored (the input is clamped to x): it may be undefined.
+                Some(v0) => std::iter::once(Ok(ctx.x.shallow_clone()))
+                    .chain(v0.iter().skip(1).map(|t| t.f_detach()))
                     .collect::<std::result::Result<_, _>>()?,
                 None => vhat.iter().map(|t| t.shallow_clone()).collect(),
             };
@@ -272,7 +272,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
         let state_norm = stepper.accept(state)?;
         v = next_v;
         ev = next_ev;
-        relax.record(k, e_k, &norms, halvings, update, state_norm);
+        relax.record(k, e_k, &norms, halvings, update, state_norm)?;
         if incremental {
             incremental_step(ctx, &ev, &last_eps)?;
             relax.param_step();
@@ -404,7 +404,7 @@ fn single_node(
     let mut err = dldy.shallow_clone();
     let mut energy = value;
     for k in 1..=ctx.settings.n {
-        relax.record(k, energy, &norms, 0, 0.0, 0.0);
+        relax.record(k, energy, &norms, 0, 0.0, 0.0)?;
         if ctx.optimizer.is_some() {
             let ev = Eval {
                 leaves: Vec::new(),

@@ -175,7 +175,7 @@ impl<'a> PcInfer<'a> {
     }
 
     /// Initial beliefs for Strict, one tensor per node shaped like `vhat` (index 0 is
-    /// ignored: the input is clamped to `x`). Validated for every algorithm, used by Strict
+    /// ignored, and may be `Tensor::default()`: the input is clamped to `x`). Validated for every algorithm, used by Strict
     /// only.
     ///
     /// ```
@@ -396,7 +396,7 @@ impl<'a> PcInfer<'a> {
         };
         let widen = |t: &Tensor| -> Result<Tensor> {
             match &promoted {
-                Some(p) if util::is_float(t.kind()) => Ok(t.f_to_kind(p.kind())?),
+                Some(p) if t.defined() && util::is_float(t.kind()) => Ok(t.f_to_kind(p.kind())?),
                 _ => Ok(t.shallow_clone()),
             }
         };
