@@ -45,7 +45,9 @@ fn time(
     let device = s.x.device();
     c.bench_function(id, |b| {
         b.iter(|| {
-            v.run(s);
+            if let Err(e) = v.run(s) {
+                panic!("{e}");
+            }
             common::sync(device);
         })
     });

@@ -188,14 +188,14 @@ fn memory(a: &Args, variant: Variant) {
     common::sync(a.device);
     let setup_rss = status_kb("VmRSS:");
     let setup_hwm = status_kb("VmHWM:");
-    variant.run(&s);
+    run(variant, &s);
     common::sync(a.device);
     let first_hwm = status_kb("VmHWM:");
     let after_first_rss = status_kb("VmRSS:");
     // Reset the high-water mark to the current RSS (Linux >= 4.0).
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     for _ in 1..a.iters {
-        variant.run(&s);
+        run(variant, &s);
     }
     common::sync(a.device);
     let end_hwm = status_kb("VmHWM:");
@@ -217,6 +217,15 @@ fn memory(a: &Args, variant: Variant) {
         a.iters,
         peak.saturating_sub(setup_hwm),
     );
+}
+
+/// Runs `v` once; a predictive-coding error (a diverging `strict(5,20)`, say) ends the
+/// benchmark with its message and exit status 1.
+fn run(v: Variant, s: &Setup) {
+    if let Err(e) = v.run(s) {
+        eprintln!("bench: {e}");
+        std::process::exit(1);
+    }
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
@@ -242,7 +251,7 @@ fn main() {
             let v = a.variants[i];
             common::sync(a.device);
             let t0 = Instant::now();
-            v.run(&s);
+            run(v, &s);
             common::sync(a.device);
             let dt = t0.elapsed().as_secs_f64() * 1e3;
             if r >= a.warmup {

@@ -292,10 +292,13 @@ impl Variant {
     }
 
     /// Runs the operation once on `s` (updates land in the `.grad` of the variables).
-    /// Panics if `pc_infer` returns an error.
-    pub fn run(&self, s: &Setup) {
-        match *self {
-            Variant::Backprop => backprop_step(s),
+    /// An error of `pc_infer` comes back as `"<variant>: <error>"`.
+    pub fn run(&self, s: &Setup) -> Result<(), String> {
+        let result = match *self {
+            Variant::Backprop => {
+                backprop_step(s);
+                Ok(())
+            }
             Variant::Exact => pc(s, PcInfer::new(ErrType::Exact)),
             Variant::FixedPred { eta, n } => pc(s, PcInfer::new(ErrType::FixedPred).eta(eta).n(n)),
             Variant::FixedPredLiteral { eta, n } => pc(
@@ -313,7 +316,8 @@ impl Variant {
                     .fixed_pred(FixedPredMode::Graded),
             ),
             Variant::Strict { eta, n } => pc(s, PcInfer::new(ErrType::Strict).eta(eta).n(n)),
-        }
+        };
+        result.map_err(|e| format!("{}: {e}", self.label()))
     }
 }
 
@@ -329,11 +333,9 @@ pub fn backprop_step(s: &Setup) {
     l.backward();
 }
 
-fn pc(s: &Setup, cfg: PcInfer<'_>) {
-    let label = format!("{cfg:?}");
-    if let Err(e) = cfg.run(&*s.model, &loss::cross_entropy, &s.x, &s.y) {
-        panic!("{label}: {e}");
-    }
+fn pc(s: &Setup, cfg: PcInfer<'_>) -> Result<(), tch2pc::PcError> {
+    cfg.run(&*s.model, &loss::cross_entropy, &s.x, &s.y)
+        .map(|_| ())
 }
 
 /// Waits for the device's queued work (a no-op on the CPU).

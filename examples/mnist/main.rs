@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use tch::Device;
 use tch2pc::{ErrType, OnDiverge};
@@ -130,6 +131,9 @@ fn config(cli: Cli) -> anyhow::Result<train::Config> {
             .unwrap_or_default();
         (t.as_nanos() % 1_000_000) as u64
     });
+    if let Some(path) = &cli.plot {
+        check_writable(path)?;
+    }
     Ok(train::Config {
         err_type: match cli.err_type {
             ErrArg::Strict => ErrType::Strict,
@@ -158,6 +162,22 @@ fn config(cli: Cli) -> anyhow::Result<train::Config> {
         progress: !cli.quiet && std::io::stdout().is_terminal(),
         custom_layer: cli.custom_layer,
     })
+}
+
+/// Fails now, before any training, if `path` cannot be written (a missing directory, no
+/// permission). A file that did not exist is removed again; an existing one is untouched.
+fn check_writable(path: &std::path::Path) -> anyhow::Result<()> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .with_context(|| format!("cannot write the plot {}", path.display()))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 /// The error and its causes joined by ": ", leaving out a cause whose text the message
