@@ -245,3 +245,47 @@ fn exact_beliefs_are_independent_tensors() {
         );
     }
 }
+
+/// A node that writes into its parent's value in place (`relu_`) is refused with a clear
+/// `PcError::Forward` by every algorithm (Exact used to return errors of the modified
+/// value), and nothing is written.
+#[test]
+fn a_node_writing_into_its_input_is_an_error() {
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    vs.set_kind(Kind::Double);
+    tch::manual_seed(14);
+    let root = vs.root();
+    let model = tch2pc::Sequential::new(&vs)
+        .add(nn::linear(&root / "0", 4, 6, Default::default()))
+        .add_fn(|x| {
+            let mut y = x.shallow_clone();
+            y.relu_()
+        })
+        .add(nn::linear(&root / "2", 6, 3, Default::default()));
+    let x = Tensor::randn([5, 4], (Kind::Double, Device::Cpu));
+    let y = Tensor::randn([5, 3], (Kind::Double, Device::Cpu));
+    let before: Vec<Tensor> = vs.trainable_variables().iter().map(|v| v.copy()).collect();
+    for err_type in [ErrType::Exact, ErrType::FixedPred, ErrType::Strict] {
+        match PcInfer::new(err_type)
+            .eta(0.1)
+            .n(3)
+            .run(&model, &loss::mse, &x, &y)
+        {
+            Err(PcError::Forward { layer, message, .. }) => {
+                assert_eq!(layer, 2, "{err_type:?}");
+                // Strict's beliefs are autograd leaves: libtorch refuses the write itself.
+                assert!(
+                    message.contains("in place") || message.contains("in-place"),
+                    "{err_type:?}: {message}"
+                );
+            }
+            other => panic!("{err_type:?}: expected PcError::Forward, got {other:?}"),
+        }
+        for (v, b) in vs.trainable_variables().iter().zip(&before) {
+            assert!(
+                v.equal(b) && !v.grad().defined(),
+                "{err_type:?}: something was written"
+            );
+        }
+    }
+}

@@ -65,12 +65,32 @@ impl Ctx<'_, '_> {
     }
 
     /// Node `i`'s function on `inputs` (its parents' values), in the graph's training mode,
-    /// with node `i`'s dropout seed; the result must be floating point (it is a belief).
+    /// with node `i`'s dropout seed; the result must be floating point (it is a belief), and
+    /// the node must not write into its inputs (checked with their version counters: an
+    /// in-place op on a parent's value would silently change `v̂` and the errors).
     pub fn apply(&self, i: usize, inputs: &[Tensor]) -> Result<Tensor> {
         if let Some(s) = self.seed {
             tch::manual_seed(s.wrapping_add(i as i64));
         }
+        let versions = inputs
+            .iter()
+            .map(|t| t.f_internal_version())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let out = self.graph.apply(i, inputs, self.train)?;
+        for (p, (t, before)) in inputs.iter().zip(versions).enumerate() {
+            if t.f_internal_version()? != before {
+                return Err(PcError::Forward {
+                    layer: i,
+                    layers: self.out(),
+                    input_shape: inputs.first().map(|t| t.size()).unwrap_or_default(),
+                    message: format!(
+                        "node {i} wrote into its input {p} in place (an in-place op such as \
+                         relu_ on a parent's value); a node must leave its parents' values as \
+                         they are: use the out-of-place op (relu)"
+                    ),
+                });
+            }
+        }
         if !out.defined() || !util::is_float(out.kind()) {
             return Err(PcError::Forward {
                 layer: i,
