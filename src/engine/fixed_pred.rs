@@ -232,23 +232,52 @@ fn graded(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     let mut v = vec![ctx.x.shallow_clone()];
     let mut grams = vec![Vec::new(); n_out];
     for i in 1..n_out {
-        let mut e = vhat[i].f_zeros_like()?;
-        let mut dv = vhat[i].f_zeros_like()?;
-        for (&m, a) in &adj[i] {
-            if cn[m] != 0.0 {
-                e = e.f_add(&a.f_mul_scalar(cn[m])?)?;
-            }
-            if cm[m] != 0.0 {
-                dv = dv.f_add(&a.f_mul_scalar(cm[m])?)?;
-            }
-            for (&k, b) in &adj[i] {
-                if k >= m {
-                    let g = util::dot(a, b)?.f_double_value(&[])?;
-                    grams[i].push((m, k, g));
-                    if k > m {
-                        grams[i].push((k, m, g));
-                    }
-                }
+        if adj[i].is_empty() {
+            // No path to the output: no error, no move.
+            v.push(vhat[i].shallow_clone());
+            eps.push(vhat[i].f_zeros_like()?);
+            continue;
+        }
+        // The adjoints a^(m) as the rows of A (M × D): ε = cnᵀA, Δv = cmᵀA and the Gram
+        // matrix A Aᵀ (for the energies) in three matrix products and one synchronisation.
+        let lens: Vec<usize> = adj[i].keys().copied().collect();
+        let rows: Vec<Tensor> = adj[i]
+            .values()
+            .map(|a| a.f_reshape([1, -1]))
+            .collect::<std::result::Result<_, _>>()?;
+        let a = Tensor::f_cat(&rows, 0)?;
+        // Rows whose coefficients are both 0 are left out (0 · a would turn a non-finite
+        // adjoint into NaN where the sum has no such term).
+        let used: Vec<usize> = (0..lens.len())
+            .filter(|&x| cn[lens[x]] != 0.0 || cm[lens[x]] != 0.0)
+            .collect();
+        let coef: Vec<f64> = used
+            .iter()
+            .map(|&x| cn[lens[x]])
+            .chain(used.iter().map(|&x| cm[lens[x]]))
+            .collect();
+        let coef = Tensor::f_from_slice(&coef)?
+            .f_to_device(a.device())?
+            .f_to_kind(a.kind())?
+            .f_reshape([2, used.len() as i64])?;
+        let r = if used.len() == lens.len() {
+            coef.f_mm(&a)?
+        } else {
+            let idx: Vec<i64> = used.iter().map(|&x| x as i64).collect();
+            let idx = Tensor::f_from_slice(&idx)?.f_to_device(a.device())?;
+            coef.f_mm(&a.f_index_select(0, &idx)?)?
+        };
+        let shape = vhat[i].size();
+        let e = r.f_select(0, 0)?.f_reshape(shape.as_slice())?;
+        let dv = r.f_select(0, 1)?.f_reshape(shape.as_slice())?;
+        let gram = a
+            .f_mm(&a.f_tr()?)?
+            .f_to_kind(tch::Kind::Double)?
+            .f_flatten(0, -1)?;
+        let gram = Vec::<f64>::try_from(&gram)?;
+        for (x, &m) in lens.iter().enumerate() {
+            for (y, &k) in lens.iter().enumerate() {
+                grams[i].push((m, k, gram[x * lens.len() + y]));
             }
         }
         v.push(vhat[i].f_sub(&dv)?);
