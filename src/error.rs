@@ -154,6 +154,15 @@ pub enum PcError {
     #[error("the parameter update for {0} is not finite")]
     NonFiniteGradient(String),
 
+    /// The feed-forward pass made a buffer non-finite (BatchNorm's running variance after
+    /// a batch with a single value per channel, whose unbiased variance is 0/0); nothing is
+    /// written, and the buffers keep their values from before the call.
+    #[error(
+        "the feed-forward pass made the buffer {0} non-finite (a BatchNorm in training mode \
+         needs more than one value per channel: use a larger batch, or eval mode)"
+    )]
+    NonFiniteBuffer(String),
+
     /// The observer panicked while it was told of a sweep; the call stops there and
     /// writes nothing (see [`crate::Observer`]).
     #[error("the observer panicked at sweep {iteration}: {message}")]

@@ -289,3 +289,60 @@ fn a_node_writing_into_its_input_is_an_error() {
         }
     }
 }
+
+/// A BatchNorm in training mode on a batch of one example (one value per channel) would
+/// leave a NaN running variance; the call refuses with `PcError::NonFiniteBuffer` and
+/// writes nothing: buffers, parameters and `.grad` as before. A batch of two trains.
+#[test]
+fn batch_norm_on_one_example_is_refused_before_its_nan_statistics_land() {
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    tch::manual_seed(15);
+    let root = vs.root();
+    let model = tch2pc::Sequential::new(&vs)
+        .add(nn::linear(&root / "0", 4, 6, Default::default()))
+        .add_t(nn::batch_norm1d(&root / "bn", 6, Default::default()))
+        .add_fn(|x| x.tanh())
+        .add(nn::linear(&root / "2", 6, 3, Default::default()));
+    vs.set_kind(Kind::Double);
+    let snapshot = |vs: &nn::VarStore| -> Vec<(String, Tensor)> {
+        let mut all: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .map(|(k, v)| (k, v.copy()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    };
+    let before = snapshot(&vs);
+    let x = Tensor::randn([1, 4], (Kind::Double, Device::Cpu));
+    let y = Tensor::randn([1, 3], (Kind::Double, Device::Cpu));
+    for err_type in [ErrType::Exact, ErrType::FixedPred, ErrType::Strict] {
+        match PcInfer::new(err_type)
+            .eta(0.1)
+            .n(3)
+            .run(&model, &loss::mse, &x, &y)
+        {
+            Err(PcError::NonFiniteBuffer(name)) => {
+                assert!(name.contains("running_var"), "{err_type:?}: {name}")
+            }
+            other => panic!("{err_type:?}: expected NonFiniteBuffer, got {other:?}"),
+        }
+        for ((k, a), (_, b)) in snapshot(&vs).iter().zip(&before) {
+            assert!(a.equal(b), "{err_type:?}: {k} changed");
+        }
+        for v in vs.trainable_variables() {
+            assert!(!v.grad().defined(), "{err_type:?}: a .grad was written");
+        }
+    }
+    let x2 = Tensor::randn([2, 4], (Kind::Double, Device::Cpu));
+    let y2 = Tensor::randn([2, 3], (Kind::Double, Device::Cpu));
+    PcInfer::new(ErrType::Exact)
+        .run(&model, &loss::mse, &x2, &y2)
+        .unwrap();
+    for (k, v) in vs.variables() {
+        assert!(
+            v.isfinite().all().int64_value(&[]) != 0,
+            "{k} not finite after a batch of two"
+        );
+    }
+}

@@ -12,7 +12,7 @@
 //!   second integer: runs stay reproducible from the user's seed, and the stream after the
 //!   call is not the one a plain forward pass would leave.
 
-use crate::error::Result;
+use crate::error::{PcError, Result};
 use crate::model::Graph;
 use crate::util;
 use tch::{Device, Kind, Tensor};
@@ -21,6 +21,8 @@ use tch::{Device, Kind, Tensor};
 pub(crate) struct StateGuard {
     /// `(variable, saved copy)` of every buffer.
     saved: Vec<(Tensor, Tensor)>,
+    /// The buffers' names, in the order of `saved`.
+    names: Vec<String>,
     /// The seed the global generator gets when the call ends.
     reseed: Option<i64>,
     committed: bool,
@@ -32,15 +34,17 @@ impl StateGuard {
     pub fn new(graph: &Graph, device: Device) -> Result<(Self, Option<i64>)> {
         let mut guard = StateGuard {
             saved: Vec::new(),
+            names: Vec::new(),
             reseed: None,
             committed: false,
         };
         if !graph.is_training() {
             return Ok((guard, None));
         }
-        for (_, b) in graph.vars().buffers {
+        for (name, b) in graph.vars().buffers {
             let copy = util::copy(&b)?;
             guard.saved.push((b, copy));
+            guard.names.push(name);
         }
         let seeds = Tensor::f_randint_low(1, 1 << 52, [2], (Kind::Int64, device))?;
         let base = seeds.f_int64_value(&[0])?;
@@ -49,8 +53,26 @@ impl StateGuard {
     }
 
     /// Copies of the buffers' current values (taken right after the feed-forward pass).
+    ///
+    /// # Errors
+    /// [`PcError::NonFiniteBuffer`] when the pass made a finite buffer non-finite (the
+    /// running variance of a BatchNorm that saw one value per channel is NaN): committing it
+    /// would silently break every later evaluation.
     pub fn capture(&self) -> Result<Vec<Tensor>> {
-        self.saved.iter().map(|(b, _)| util::copy(b)).collect()
+        let post: Vec<Tensor> = self
+            .saved
+            .iter()
+            .map(|(b, _)| util::copy(b))
+            .collect::<Result<_>>()?;
+        let refs: Vec<&Tensor> = post.iter().collect();
+        if !util::all_finite(&refs)? {
+            for ((p, (_, before)), name) in post.iter().zip(&self.saved).zip(&self.names) {
+                if !util::all_finite(&[p])? && util::all_finite(&[before])? {
+                    return Err(PcError::NonFiniteBuffer(name.clone()));
+                }
+            }
+        }
+        Ok(post)
     }
 
     /// Whether there are buffers to track.

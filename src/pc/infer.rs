@@ -303,7 +303,9 @@ impl<'a> PcInfer<'a> {
     /// [`PcError::Loss`], [`PcError::NonScalarLoss`], [`PcError::LabelOutOfRange`],
     /// [`PcError::NonFiniteLoss`] for the loss; [`PcError::Diverged`],
     /// [`PcError::NonFiniteBeliefs`], [`PcError::NonFiniteGradient`] when the relaxation
-    /// fails; [`PcError::Torch`] for any other libtorch error. On error nothing is written:
+    /// fails; [`PcError::NonFiniteBuffer`] when the feed-forward pass makes a buffer
+    /// non-finite (BatchNorm on one example); [`PcError::Observer`] when the observer
+    /// panics; [`PcError::Torch`] for any other libtorch error. On error nothing is written:
     /// parameters, their gradients and the buffers are as before the call.
     pub fn run<M, F>(self, model: &M, loss: &F, x: &Tensor, y: &Tensor) -> Result<PcOutput>
     where
