@@ -238,11 +238,8 @@ fn exact_beliefs_are_independent_tensors() {
     let keep: Vec<Tensor> = out.v.iter().map(|t| t.copy()).collect();
     let mut v1 = out.v[1].shallow_clone();
     let _ = v1.fill_(f64::NAN);
-    for i in 2..out.v.len() {
-        assert!(
-            out.v[i].equal(&keep[i]),
-            "v[{i}] changed when v[1] was written"
-        );
+    for (i, (v, kept)) in out.v.iter().zip(&keep).enumerate().skip(2) {
+        assert!(v.equal(kept), "v[{i}] changed when v[1] was written");
     }
 }
 
