@@ -13,9 +13,9 @@ use clap::{Args, ValueEnum};
 use tch::Device;
 use tch2pc::OnDiverge;
 
-use crate::data::{self, Data};
-use crate::fit::PcSettings;
-use crate::mlp::Act;
+use super::data::{self, Data};
+use super::fit::PcSettings;
+use super::mlp::Act;
 
 /// `println!` that returns an error instead of panicking when stdout is closed (a
 /// `| head`, say).

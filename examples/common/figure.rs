@@ -10,7 +10,7 @@ use anyhow::{anyhow, Result};
 use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 
-use crate::font::{self, FAMILY};
+use super::font::{self, FAMILY};
 
 /// A plotters error (which is not `Send + Sync` in general) as an `anyhow` error.
 pub fn err(e: impl Display) -> anyhow::Error {

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+use std::fmt;
 use std::io::IsTerminal;
 use std::time::Instant;
 
@@ -12,10 +13,10 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use tch::nn;
 
-use crate::cli::{say, Common};
-use crate::data::Data;
-use crate::fit::{self, Method, RunConfig};
-use crate::mlp::{self, Spec};
+use super::cli::{say, Common};
+use super::data::Data;
+use super::fit::{self, Method, RunConfig};
+use super::mlp::{self, Spec};
 
 /// How one run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,18 +31,23 @@ pub struct Outcome {
     pub error: String,
 }
 
-impl Outcome {
-    /// What follows a run's printed line: `"  backtracks 12"` if it backtracked, then
-    /// `"  failed: …"` if it failed.
-    pub fn notes(&self) -> String {
-        let mut s = String::new();
+/// The end of a run's printed line: `accuracy  97.12%     1.23 s/epoch`, then
+/// `  backtracks 12` if it backtracked and `  failed: …` if it failed.
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "accuracy {:6.2}%  {:7.2} s/epoch",
+            100.0 * self.accuracy,
+            self.seconds_per_epoch
+        )?;
         if self.backtracks > 0 {
-            s += &format!("  backtracks {}", self.backtracks);
+            write!(f, "  backtracks {}", self.backtracks)?;
         }
         if !self.error.is_empty() {
-            s += &format!("  failed: {}", self.error);
+            write!(f, "  failed: {}", self.error)?;
         }
-        s
+        Ok(())
     }
 }
 
@@ -57,9 +63,10 @@ pub struct Sweep<'a> {
 }
 
 impl<'a> Sweep<'a> {
-    /// Starts the clock and the progress bar (hidden with `--quiet` or when stderr is not a
-    /// terminal) for `runs` runs.
+    /// Sets libtorch's intra-op threads (`--threads`), starts the clock and the progress bar
+    /// (hidden with `--quiet` or when stderr is not a terminal) for `runs` runs.
     pub fn new(data: &'a Data, cli: &'a Common, epochs: u32, runs: usize) -> Self {
+        tch::set_num_threads(cli.threads);
         let steps = data.train.len().div_ceil(cli.batch_size as usize) * epochs as usize;
         let bar = if cli.quiet || !std::io::stderr().is_terminal() {
             ProgressBar::hidden()

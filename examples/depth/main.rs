@@ -26,25 +26,9 @@
 //! 1e-4 (Adam moves every belief by about eta per sweep, while the errors of a mean
 //! cross-entropy are of order 1/batch); Strict variants backtrack. One libtorch thread.
 
-#[path = "../common/cli.rs"]
-mod cli;
-#[path = "../common/data.rs"]
-mod data;
-#[path = "../common/figure.rs"]
-mod figure;
-#[path = "../common/fit.rs"]
-mod fit;
-#[path = "../common/font.rs"]
-mod font;
-#[path = "../common/mlp.rs"]
-mod mlp;
-#[path = "../common/output.rs"]
-mod output;
+#[path = "../common/mod.rs"]
+mod common;
 mod plot;
-#[path = "../common/stats.rs"]
-mod stats;
-#[path = "../common/sweep.rs"]
-mod sweep;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -52,11 +36,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 use clap::Parser;
 
-use cli::{say, Common};
-use fit::Method;
-use mlp::{Init, Spec};
-use output::{csv_line, read_csv, Output};
-use sweep::{Outcome, Sweep};
+use common::cli::{self, say, Common};
+use common::fit::Method;
+use common::mlp::{Init, Spec};
+use common::output::{read_csv, Csv, Output};
+use common::stats;
+use common::sweep::{Outcome, Sweep};
 
 /// Test accuracy against depth for backprop and the predictive-coding variants, with each
 /// method's time per epoch relative to backprop.
@@ -110,9 +95,7 @@ const CSV_HEADER: &str =
     "data,network,layers,method,seed,n,accuracy,seconds_per_epoch,ratio_to_backprop,backtracks,error";
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tch::set_num_threads(cli.common.threads);
-    cli::exit(run(cli))
+    cli::exit(run(Cli::parse()))
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -175,16 +158,11 @@ fn run(cli: Cli) -> Result<()> {
     if c.replot {
         let rows = read_csv(&out.csv, CSV_HEADER, |line| {
             Ok(Row {
-                depth: line.get(2)?,
-                method: line.method(3)?,
-                seed: line.get(4)?,
-                n: line.get(5)?,
-                outcome: Outcome {
-                    accuracy: line.get(6)?,
-                    seconds_per_epoch: line.get(7)?,
-                    backtracks: line.get(9)?,
-                    error: String::new(),
-                },
+                depth: line.get("layers")?,
+                method: line.method()?,
+                seed: line.get("seed")?,
+                n: line.get("n")?,
+                outcome: line.outcome()?,
             })
         })?;
         return out.replot(|png| draw(png, &rows, &cli.methods, &title));
@@ -201,11 +179,8 @@ fn run(cli: Cli) -> Result<()> {
                 let what = format!("{depth} layers, seed {seed}, {}", method.label());
                 let outcome = sweep.run(spec(depth), method, seed, n, &what);
                 sweep.say(&format!(
-                    "{depth:>2} layers  seed {seed}  {:<15}  n {n:>3}  accuracy {:6.2}%  {:7.2} s/epoch{}",
+                    "{depth:>2} layers  seed {seed}  {:<15}  n {n:>3}  {outcome}",
                     method.label(),
-                    100.0 * outcome.accuracy,
-                    outcome.seconds_per_epoch,
-                    outcome.notes()
                 ))?;
                 rows.push(Row {
                     depth,
@@ -221,21 +196,21 @@ fn run(cli: Cli) -> Result<()> {
 
     let table = markdown(&header, &cli, &rows, wall, &sweeps);
     let network = if cli.skip { "residual" } else { "chain" };
-    let mut csv = format!("{CSV_HEADER}\n");
+    let mut csv = Csv::new(CSV_HEADER);
     for r in &rows {
         let o = &r.outcome;
-        csv += &csv_line(
+        csv.row(
             &[
-                data.name.clone(),
-                network.to_string(),
-                r.depth.to_string(),
-                r.method.label().to_string(),
-                r.seed.to_string(),
-                r.n.to_string(),
-                o.accuracy.to_string(),
-                o.seconds_per_epoch.to_string(),
-                ratio(&rows, r).to_string(),
-                o.backtracks.to_string(),
+                &data.name,
+                &network,
+                &r.depth,
+                &r.method.label(),
+                &r.seed,
+                &r.n,
+                &o.accuracy,
+                &o.seconds_per_epoch,
+                &ratio(&rows, r),
+                &o.backtracks,
             ],
             &o.error,
         );

@@ -10,10 +10,10 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::figure::{self, err};
-use crate::fit::Method;
-use crate::font::FAMILY;
-use crate::stats;
+use crate::common::figure::{self, err};
+use crate::common::fit::Method;
+use crate::common::font::FAMILY;
+use crate::common::stats;
 
 /// One run's outcome.
 pub struct Point {

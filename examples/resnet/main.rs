@@ -22,42 +22,26 @@
 //! nodes, since with eta 0.5 errors travel about one node per two sweeps); Strict
 //! backtracks (halves eta) when a sweep would raise the energy, which it does once per
 //! step on the residual net, whose merge nodes make the energy stiffer.
-//! The shared pieces live in `examples/common/`: `cli.rs` (the options both examples have),
-//! `data.rs` (loading, subsets), `mlp.rs` (the networks), `fit.rs` (the training loop of
-//! each method), `sweep.rs` (seeded runs under one progress bar), `output.rs` (the CSV,
-//! Markdown and PNG files, `--replot`), `figure.rs`, `stats.rs`.
+//! The shared pieces live in `examples/common/` (`mod.rs` lists them): the options both
+//! examples have, the data, the networks, the training loop of each method, the seeded
+//! runs under one progress bar, the CSV, Markdown and PNG files and `--replot`.
 
-#[path = "../common/cli.rs"]
-mod cli;
-#[path = "../common/data.rs"]
-mod data;
-#[path = "../common/figure.rs"]
-mod figure;
-#[path = "../common/fit.rs"]
-mod fit;
-#[path = "../common/font.rs"]
-mod font;
-#[path = "../common/mlp.rs"]
-mod mlp;
-#[path = "../common/output.rs"]
-mod output;
+#[path = "../common/mod.rs"]
+mod common;
 mod plot;
-#[path = "../common/stats.rs"]
-mod stats;
-#[path = "../common/sweep.rs"]
-mod sweep;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
 
-use cli::{say, Common};
-use fit::Method;
-use mlp::{Init, Spec};
-use output::{csv_line, read_csv, Output};
-use sweep::{Outcome, Sweep};
+use common::cli::{self, say, Common};
+use common::fit::Method;
+use common::mlp::{Init, Spec};
+use common::output::{read_csv, Csv, Output};
+use common::stats;
+use common::sweep::{Outcome, Sweep};
 
 /// Residual MLP against the plain chain of the same depth, trained with backprop and with
 /// predictive coding (Exact, FixedPred, Strict); test accuracy mean ± sd over seeds.
@@ -113,9 +97,7 @@ fn network(skip: bool) -> &'static str {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tch::set_num_threads(cli.common.threads);
-    cli::exit(run(cli))
+    cli::exit(run(Cli::parse()))
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -165,18 +147,13 @@ fn run(cli: Cli) -> Result<()> {
     if c.replot {
         let rows = read_csv(&out.csv, CSV_HEADER, |line| {
             Ok(Row {
-                skip: line.text(1) == network(true),
-                method: line.method(2)?,
-                seed: line.get(3)?,
-                outcome: Outcome {
-                    accuracy: line.get(4)?,
-                    seconds_per_epoch: line.get(5)?,
-                    backtracks: line.get(6)?,
-                    error: String::new(),
-                },
+                skip: line.text("network")? == network(true),
+                method: line.method()?,
+                seed: line.get("seed")?,
+                outcome: line.outcome()?,
             })
         })?;
-        return out.replot(|png| draw(png, &rows, &cli.methods, &title));
+        return out.replot(|png| plot::draw(png, &rows, &cli.methods, &title));
     }
     say!("{header}")?;
 
@@ -193,12 +170,9 @@ fn run(cli: Cli) -> Result<()> {
                 let what = format!("seed {seed}, {}, {}", network(skip), method.label());
                 let outcome = sweep.run(spec(skip), method, seed, n, &what);
                 sweep.say(&format!(
-                    "seed {seed}  {:<8}  {:<15}  accuracy {:6.2}%  {:7.2} s/epoch{}",
+                    "seed {seed}  {:<8}  {:<15}  {outcome}",
                     network(skip),
                     method.label(),
-                    100.0 * outcome.accuracy,
-                    outcome.seconds_per_epoch,
-                    outcome.notes()
                 ))?;
                 rows.push(Row {
                     skip,
@@ -212,24 +186,24 @@ fn run(cli: Cli) -> Result<()> {
     let wall = sweep.finish();
 
     let table = markdown(&header, &cli.methods, &rows, wall);
-    let mut csv = format!("{CSV_HEADER}\n");
+    let mut csv = Csv::new(CSV_HEADER);
     for r in &rows {
         let o = &r.outcome;
-        csv += &csv_line(
+        csv.row(
             &[
-                data.name.clone(),
-                network(r.skip).to_string(),
-                r.method.label().to_string(),
-                r.seed.to_string(),
-                o.accuracy.to_string(),
-                o.seconds_per_epoch.to_string(),
-                o.backtracks.to_string(),
+                &data.name,
+                &network(r.skip),
+                &r.method.label(),
+                &r.seed,
+                &o.accuracy,
+                &o.seconds_per_epoch,
+                &o.backtracks,
             ],
             &o.error,
         );
     }
     out.write(&table, &csv, wall, |png| {
-        draw(png, &rows, &cli.methods, &title)
+        plot::draw(png, &rows, &cli.methods, &title)
     })
 }
 
@@ -260,17 +234,4 @@ fn markdown(header: &str, methods: &[Method], rows: &[Row], wall: f64) -> String
         );
     }
     s
-}
-
-/// Draws `rows` into the PNG `png`.
-fn draw(png: &Path, rows: &[Row], methods: &[Method], title: &str) -> Result<()> {
-    let results: Vec<plot::Run> = rows
-        .iter()
-        .map(|r| plot::Run {
-            skip: r.skip,
-            method: r.method,
-            accuracy: r.outcome.accuracy,
-        })
-        .collect();
-    plot::draw(png, &results, methods, title)
 }

@@ -6,25 +6,18 @@ use std::path::Path;
 use anyhow::Result;
 use plotters::prelude::*;
 
-use crate::figure::{self, err};
-use crate::fit::Method;
-use crate::font::FAMILY;
-use crate::stats;
-
-/// One run's outcome.
-pub struct Run {
-    pub skip: bool,
-    pub method: Method,
-    /// In `[0, 1]`; `NaN` for a failed run (drawn as a cross at the bottom).
-    pub accuracy: f64,
-}
+use crate::common::figure::{self, err};
+use crate::common::fit::Method;
+use crate::common::font::FAMILY;
+use crate::common::stats;
+use crate::Row;
 
 const CHAIN: RGBColor = RGBColor(230, 130, 40);
 const RESIDUAL: RGBColor = RGBColor(40, 100, 200);
 
-/// Draws the accuracies of `results` for `methods` (in that order) into the PNG `path`
-/// (1000x600 pixels).
-pub fn draw(path: &Path, results: &[Run], methods: &[Method], title: &str) -> Result<()> {
+/// Draws the accuracies of `rows` for `methods` (in that order) into the PNG `path`
+/// (1000x600 pixels); a failed run (accuracy `NaN`) is a cross at the bottom.
+pub fn draw(path: &Path, rows: &[Row], methods: &[Method], title: &str) -> Result<()> {
     let root = figure::canvas(path, (1000, 600))?;
 
     let names: Vec<&str> = methods.iter().map(|m| m.label()).collect();
@@ -73,10 +66,10 @@ pub fn draw(path: &Path, results: &[Run], methods: &[Method], title: &str) -> Re
         let mut failed = Vec::new();
         for (i, &m) in methods.iter().enumerate() {
             let x = i as f64 + offset;
-            let accs: Vec<f64> = results
+            let accs: Vec<f64> = rows
                 .iter()
                 .filter(|r| r.skip == skip && r.method == m)
-                .map(|r| 100.0 * r.accuracy)
+                .map(|r| 100.0 * r.outcome.accuracy)
                 .collect();
             if let Some((mean, sd, _)) = stats::mean_sd(&accs) {
                 bars.push(Rectangle::new(
