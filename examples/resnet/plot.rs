@@ -3,31 +3,22 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use plotters::prelude::*;
 
-use crate::fit::Method;
-use crate::font::{self, FAMILY};
-use crate::stats;
-
-/// One run's outcome.
-pub struct Outcome {
-    pub skip: bool,
-    pub method: Method,
-    /// In `[0, 1]`; `NaN` for a failed run (drawn as a cross at the bottom).
-    pub accuracy: f64,
-}
+use crate::common::figure::{self, err};
+use crate::common::fit::Method;
+use crate::common::font::FAMILY;
+use crate::common::stats;
+use crate::Row;
 
 const CHAIN: RGBColor = RGBColor(230, 130, 40);
 const RESIDUAL: RGBColor = RGBColor(40, 100, 200);
 
-/// Draws the accuracies of `results` for `methods` (in that order) into the PNG `path`
-/// (1000x600 pixels).
-pub fn draw(path: &Path, results: &[Outcome], methods: &[Method], title: &str) -> Result<()> {
-    font::register()?;
-    let err = |e: &dyn std::fmt::Display| anyhow!("{e}");
-    let root = BitMapBackend::new(path, (1000, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
+/// Draws the accuracies of `rows` for `methods` (in that order) into the PNG `path`
+/// (1000x600 pixels); a failed run (accuracy `NaN`) is a cross at the bottom.
+pub fn draw(path: &Path, rows: &[Row], methods: &[Method], title: &str) -> Result<()> {
+    let root = figure::canvas(path, (1000, 600))?;
 
     let names: Vec<&str> = methods.iter().map(|m| m.label()).collect();
     let k = methods.len() as f64;
@@ -37,7 +28,7 @@ pub fn draw(path: &Path, results: &[Outcome], methods: &[Method], title: &str) -
         .x_label_area_size(45)
         .y_label_area_size(70)
         .build_cartesian_2d(-0.5f64..k - 0.5, 0f64..115f64)
-        .map_err(|e| err(&e))?;
+        .map_err(err)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -63,7 +54,7 @@ pub fn draw(path: &Path, results: &[Outcome], methods: &[Method], title: &str) -
         .label_style((FAMILY, 16))
         .axis_desc_style((FAMILY, 18))
         .draw()
-        .map_err(|e| err(&e))?;
+        .map_err(err)?;
 
     for (skip, color, offset, label) in [
         (false, CHAIN, -0.2, "plain chain (no skips)"),
@@ -75,10 +66,10 @@ pub fn draw(path: &Path, results: &[Outcome], methods: &[Method], title: &str) -
         let mut failed = Vec::new();
         for (i, &m) in methods.iter().enumerate() {
             let x = i as f64 + offset;
-            let accs: Vec<f64> = results
+            let accs: Vec<f64> = rows
                 .iter()
                 .filter(|r| r.skip == skip && r.method == m)
-                .map(|r| 100.0 * r.accuracy)
+                .map(|r| 100.0 * r.outcome.accuracy)
                 .collect();
             if let Some((mean, sd, _)) = stats::mean_sd(&accs) {
                 bars.push(Rectangle::new(
@@ -101,7 +92,7 @@ pub fn draw(path: &Path, results: &[Outcome], methods: &[Method], title: &str) -
                             ),
                         ),
                     )))
-                    .map_err(|e| err(&e))?;
+                    .map_err(err)?;
             }
             for a in accs {
                 if a.is_finite() {
@@ -113,21 +104,13 @@ pub fn draw(path: &Path, results: &[Outcome], methods: &[Method], title: &str) -
         }
         chart
             .draw_series(bars)
-            .map_err(|e| err(&e))?
+            .map_err(err)?
             .label(label)
             .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 20, y + 6)], color.filled()));
-        chart.draw_series(whiskers).map_err(|e| err(&e))?;
-        chart.draw_series(dots).map_err(|e| err(&e))?;
-        chart.draw_series(failed).map_err(|e| err(&e))?;
+        chart.draw_series(whiskers).map_err(err)?;
+        chart.draw_series(dots).map_err(err)?;
+        chart.draw_series(failed).map_err(err)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FAMILY, 16))
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
-    Ok(())
+    figure::legend(&mut chart, SeriesLabelPosition::UpperRight, 16)?;
+    root.present().map_err(err)
 }
