@@ -1,7 +1,7 @@
 //! Small tensor helpers shared by the algorithms. All fallible, all dtype- and
 //! device-generic.
 
-use crate::error::Result;
+use crate::error::{PcError, Result};
 use tch::{Kind, Tensor};
 
 /// A detached copy of `t` that is a leaf requiring grad (shares storage with `t`).
@@ -37,11 +37,32 @@ pub(crate) fn or_zeros(g: Tensor, like: &Tensor) -> Result<Tensor> {
 /// `u = lerp(h.detach(), h, r) = h.detach() + r (h - h.detach())`, one kernel. The forward
 /// value is `h` bit for bit (for finite `h`: `h - h = 0`), and the gradient reaching `h` is
 /// `r ·` the incoming one (the detached start gets none).
+///
+/// # Errors
+/// [`PcError::InvalidConfig`] when `r` is beyond the range of `h`'s dtype (FixedPred's
+/// coefficients at an `eta` far above 1 in float32, say).
 pub(crate) fn scale_grad(h: &Tensor, r: f64) -> Result<Tensor> {
     if r == 1.0 {
         return Ok(h.shallow_clone());
     }
+    if r.abs() > max_finite(h.kind()) {
+        return Err(PcError::InvalidConfig(format!(
+            "FixedPred's closed form needs a gradient scale of {r:e}, beyond the range of \
+             {:?}; use a smaller eta, relax_kind(Kind::Double) or FixedPredMode::Literal",
+            h.kind()
+        )));
+    }
     Ok(h.f_detach()?.f_lerp(h, r)?)
+}
+
+/// The largest finite value of a floating dtype (`f64::MAX` for any other).
+pub(crate) fn max_finite(kind: Kind) -> f64 {
+    match kind {
+        Kind::Half => 65504.0,
+        Kind::BFloat16 => 3.3895313892515355e38,
+        Kind::Float => f32::MAX as f64,
+        _ => f64::MAX,
+    }
 }
 
 /// A detached copy of `t` with its own memory.

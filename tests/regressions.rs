@@ -343,3 +343,40 @@ fn batch_norm_on_one_example_is_refused_before_its_nan_statistics_land() {
         );
     }
 }
+
+/// Settings whose scalars overflow the model's dtype (FixedPred's closed form at eta 50
+/// needs gradient scales beyond float32; Strict at eta 1e39) are errors, not panics (tch
+/// panics on some libtorch errors of ops that take a Scalar), and nothing is written.
+#[test]
+fn scalars_beyond_the_dtype_are_errors_not_panics() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    tch::manual_seed(16);
+    let root = vs.root();
+    let mut model = tch2pc::Sequential::new(&vs);
+    for l in 0..4 {
+        model = model
+            .add(nn::linear(&root / l, 6, 6, Default::default()))
+            .add_fn(|x| x.tanh());
+    }
+    let x = Tensor::randn([5, 6], (Kind::Float, Device::Cpu));
+    let y = Tensor::randn([5, 6], (Kind::Float, Device::Cpu));
+    let before: Vec<Tensor> = vs.trainable_variables().iter().map(|v| v.copy()).collect();
+    let cases = [
+        (ErrType::FixedPred, 50.0, 24),
+        (ErrType::FixedPred, 1e39, 3),
+        (ErrType::Strict, 1e39, 3),
+    ];
+    for (err_type, eta, n) in cases {
+        let r = PcInfer::new(err_type)
+            .eta(eta)
+            .n(n)
+            .run(&model, &loss::mse, &x, &y);
+        assert!(r.is_err(), "{err_type:?} eta {eta} n {n}: {r:?}");
+        if let (ErrType::FixedPred, Err(e)) = (err_type, &r) {
+            assert!(e.to_string().contains("beyond the range of Float"), "{e}");
+        }
+        for (v, b) in vs.trainable_variables().iter().zip(&before) {
+            assert!(v.equal(b) && !v.grad().defined(), "{err_type:?}: written");
+        }
+    }
+}

@@ -365,6 +365,31 @@ impl<'a> PcInfer<'a> {
     where
         F: Fn(&Tensor, &Tensor) -> Tensor,
     {
+        // tch panics instead of returning some libtorch errors (an error raised by an op
+        // that takes a Scalar surfaces when the Scalar is freed, e.g. a value that overflows
+        // the tensor's dtype): caught here, nothing has been written yet.
+        guard::catch(|| self.compute_unguarded(graph, loss, x, y, cast, state, seed, optimizer))
+            .map_err(|c| match c {
+                guard::Caught::Error(e) => e,
+                guard::Caught::Message(m) => PcError::Torch(m),
+            })?
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn compute_unguarded<F>(
+        self,
+        graph: &Graph,
+        loss: &F,
+        x: &Tensor,
+        y: &Tensor,
+        cast: bool,
+        state: &StateGuard,
+        seed: Option<i64>,
+        optimizer: Option<&mut nn::Optimizer>,
+    ) -> Result<Computed>
+    where
+        F: Fn(&Tensor, &Tensor) -> Tensor,
+    {
         let settings = self.settings;
         settings.validate()?;
         if optimizer.is_some() {
