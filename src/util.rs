@@ -65,6 +65,16 @@ pub(crate) fn max_finite(kind: Kind) -> f64 {
     }
 }
 
+/// `t` without autograd history, in dtype `kind` if given: `t` itself (no new tensor)
+/// when it already is both.
+pub(crate) fn detached_as(t: Tensor, kind: Option<Kind>) -> Result<Tensor> {
+    let t = if t.requires_grad() { t.f_detach()? } else { t };
+    match kind {
+        Some(k) if t.kind() != k => Ok(t.f_to_kind(k)?),
+        _ => Ok(t),
+    }
+}
+
 /// A detached copy of `t` with its own memory.
 pub(crate) fn copy(t: &Tensor) -> Result<Tensor> {
     let mut c = t.f_empty_like()?;
@@ -151,7 +161,13 @@ pub(crate) fn all_finite(ts: &[&Tensor]) -> Result<bool> {
             Kind::Half | Kind::BFloat16 => Kind::Float,
             k => k,
         };
-        sums.push(t.f_sum(acc)?.f_to_kind(Kind::Double)?);
+        sums.push(t.f_sum(acc)?);
+    }
+    if sums.iter().any(|s| s.kind() != sums[0].kind()) {
+        sums = sums
+            .iter()
+            .map(|s| s.f_to_kind(Kind::Double))
+            .collect::<std::result::Result<_, _>>()?;
     }
     if stacked_all_finite(&sums)? {
         return Ok(true);

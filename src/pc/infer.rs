@@ -457,18 +457,13 @@ impl<'a> PcInfer<'a> {
         // Updates in the parameters' own dtype, checked finite before anything is written.
         let grads = raw
             .grads
-            .iter()
+            .into_iter()
             .zip(&param_kinds)
             .map(|(g, &kind)| {
                 if !g.defined() {
                     return Ok(Tensor::default());
                 }
-                let g = g.f_detach()?;
-                if cast {
-                    Ok(g.f_to_kind(kind)?)
-                } else {
-                    Ok(g)
-                }
+                util::detached_as(g, if cast { Some(kind) } else { None })
             })
             .collect::<Result<Vec<_>>>()?;
         let refs: Vec<&Tensor> = grads.iter().collect();
@@ -484,10 +479,8 @@ impl<'a> PcInfer<'a> {
         drop(promoted); // restore the variables before anything is written
         let back = |t: Tensor| -> Result<Tensor> {
             match out_kind {
-                Some(k) if t.kind() != k && util::is_float(t.kind()) => {
-                    Ok(t.f_detach()?.f_to_kind(k)?)
-                }
-                _ => Ok(t.f_detach()?),
+                Some(k) if util::is_float(t.kind()) => util::detached_as(t, Some(k)),
+                _ => util::detached_as(t, None),
             }
         };
         let backs = |ts: Vec<Tensor>| ts.into_iter().map(back).collect::<Result<Vec<_>>>();
