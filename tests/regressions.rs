@@ -380,3 +380,32 @@ fn scalars_beyond_the_dtype_are_errors_not_panics() {
         }
     }
 }
+
+/// FixedPred's closed form records one energy per sweep: an absurd `n` is a clear error
+/// (not a hang or an out-of-memory abort), a large one works.
+#[test]
+fn fixedpred_closed_form_with_an_absurd_n_is_an_error() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    tch::manual_seed(17);
+    let model = small_chain(&vs);
+    let x = Tensor::randn([5, 4], (Kind::Float, Device::Cpu));
+    let y = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
+    for mode in [FixedPredMode::ClosedForm, FixedPredMode::Graded] {
+        let r = PcInfer::new(ErrType::FixedPred)
+            .n(usize::MAX)
+            .fixed_pred(mode)
+            .run(&model, &loss::mse, &x, &y);
+        assert!(
+            matches!(r, Err(PcError::InvalidConfig(_))),
+            "{mode:?}: {r:?}"
+        );
+        for v in vs.trainable_variables() {
+            assert!(!v.grad().defined(), "{mode:?}: a .grad was written");
+        }
+    }
+    let out = PcInfer::new(ErrType::FixedPred)
+        .n(100_000)
+        .run(&model, &loss::mse, &x, &y)
+        .unwrap();
+    assert_eq!(out.report.energy.len(), 100_000);
+}

@@ -34,6 +34,9 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
     if s.tol.is_some() || s.belief_optimizer != BeliefOptimizer::Plain {
         return literal(ctx);
     }
+    if s.fixed_pred != FixedPredMode::Literal {
+        crate::engine::relax::check_room(s.n)?;
+    }
     match s.fixed_pred {
         FixedPredMode::Literal => literal(ctx),
         FixedPredMode::Graded => graded(ctx),
@@ -45,7 +48,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_, '_>) -> Result<Raw> {
                     .map(|l| l.last().copied().unwrap_or(0))
                     .collect();
                 scaled(ctx, &depth)
-            } else if graded_cost(ctx, &lengths) <= s.n * ctx.out() {
+            } else if graded_cost(ctx, &lengths) <= s.n.saturating_mul(ctx.out()) {
                 graded(ctx)
             } else {
                 literal(ctx)
@@ -92,6 +95,7 @@ fn record_closed_form(
         norms.push(top);
         (energy, norms)
     };
+    relax.reserve(n)?;
     let mut c = path_coefficients(1, eta, max_len);
     for k in 1..=n {
         let (e, norms) = at(&c);
