@@ -85,7 +85,14 @@ fn stats_mean_sd_and_failures() {
     let (m, s, bad) = stats::mean_sd(&[0.9, 0.92, f64::NAN]).unwrap();
     assert!((m - 0.91).abs() < 1e-12 && (s - 0.02 / 2f64.sqrt()).abs() < 1e-12);
     assert_eq!(bad, 1);
-    assert_eq!(stats::percent(&[0.5]), "50.00 ± 0.00");
+    // One successful run has no spread to give.
+    assert_eq!(stats::percent(&[0.5]), "50.00");
+    assert_eq!(stats::percent(&[0.5, f64::NAN]), "50.00 (1 failed)");
+    assert_eq!(stats::percent(&[0.5, 0.7]), "60.00 ± 14.14");
+    assert_eq!(
+        stats::percent(&[0.9, 0.92, f64::NAN]),
+        "91.00 ± 1.41 (1 failed)"
+    );
     assert_eq!(stats::percent(&[f64::NAN]), "failed");
 }
 

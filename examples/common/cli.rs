@@ -82,8 +82,9 @@ pub struct Common {
     /// a shared machine).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
     pub threads: i32,
-    /// Do not train: redraw <out>/<data>.png from the CSV of an earlier run with the same
-    /// data and settings.
+    /// Do not train: redraw <out>/<data>.png from the CSV of an earlier run and the
+    /// <data>.settings.json written beside it. Only the options that name the files (--out,
+    /// --data-dir, depth's --skip) matter; the figure describes the runs in the CSV.
     #[arg(long)]
     pub replot: bool,
     /// No progress bar.

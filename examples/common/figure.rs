@@ -1,5 +1,6 @@
 //! What the figures of the `resnet` and `depth` examples share: a white PNG canvas with
-//! the bundled font, plotters' errors as `anyhow` errors, and the legend's box.
+//! the bundled font, plotters' errors as `anyhow` errors, the legend's box, and the pieces
+//! of titles that describe the rows drawn (their distinct methods and seeds, counted).
 
 #![allow(dead_code)]
 
@@ -41,4 +42,24 @@ pub fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
         .border_style(BLACK)
         .draw()
         .map_err(err)
+}
+
+/// The distinct values of `xs`, in the order in which they first occur.
+pub fn distinct<T: PartialEq>(xs: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for x in xs {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+/// `"1 seed"`, `"3 seeds"`: `n` and `noun`, plural unless `n` is 1.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

@@ -17,6 +17,7 @@
 
 #![allow(dead_code)]
 
+use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::Tensor;
 use tch2pc::Graph;
@@ -25,7 +26,8 @@ use tch2pc::Graph;
 pub const CLASSES: i64 = 10;
 
 /// The hidden non-linearity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Act {
     Tanh,
     Relu,
@@ -49,7 +51,8 @@ impl Act {
 }
 
 /// How the weights are initialised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Init {
     /// PyTorch's `nn.Linear` default: uniform in `±1/√fan_in`.
     Pytorch,
@@ -58,7 +61,7 @@ pub enum Init {
 }
 
 impl Init {
-    /// `"pytorch"` or `"kaiming"`.
+    /// `"PyTorch init"` or `"Kaiming init"`.
     pub fn name(self) -> &'static str {
         match self {
             Init::Pytorch => "PyTorch init",

@@ -1,16 +1,21 @@
 //! The files of a sweep of the `resnet` and `depth` examples, in `--out`: `<stem>.csv` (one
-//! row per run, the error message last), `<stem>.md` (the Markdown tables) and
-//! `<stem>.png` (the plot), and `--replot`, which redraws the PNG from the CSV.
+//! row per run, the error message last), `<stem>.settings.json` (the settings that the
+//! figure's title names and the CSV does not record, with the CSV's CRC-32), `<stem>.md`
+//! (the Markdown tables) and `<stem>.png` (the plot), and `--replot`, which redraws the PNG
+//! from the CSV and the settings file.
 
 #![allow(dead_code)]
 
 use std::fmt::Display;
 use std::fs;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use anyhow::{anyhow, Context, Result};
 use clap::ValueEnum;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::cli::say;
 use super::fit::Method;
@@ -20,33 +25,103 @@ use super::sweep::Outcome;
 pub struct Output {
     dir: PathBuf,
     pub csv: PathBuf,
+    pub settings: PathBuf,
     pub md: PathBuf,
     pub png: PathBuf,
 }
 
+/// The settings file: the example's settings `S` and the CRC-32 of the CSV they belong to
+/// (so that a CSV rewritten without it, by an older version, is not described by stale
+/// settings).
+#[derive(Serialize, Deserialize)]
+struct SettingsFile<S> {
+    csv_crc32: u32,
+    #[serde(flatten)]
+    settings: S,
+}
+
+/// The CRC-32 of `bytes`.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = flate2::Crc::new();
+    crc.update(bytes);
+    crc.sum()
+}
+
 impl Output {
-    /// `<dir>/<stem>.csv`, `.md` and `.png`.
+    /// `<dir>/<stem>.csv`, `.settings.json`, `.md` and `.png`.
     pub fn new(dir: &Path, stem: &str) -> Self {
         Output {
             dir: dir.to_path_buf(),
             csv: dir.join(format!("{stem}.csv")),
+            settings: dir.join(format!("{stem}.settings.json")),
             md: dir.join(format!("{stem}.md")),
             png: dir.join(format!("{stem}.png")),
         }
     }
 
-    /// `--replot`: `draw` redraws the PNG (at the path it is given) from the CSV.
-    pub fn replot(&self, draw: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-        draw(&self.png).with_context(|| format!("cannot draw {}", self.png.display()))?;
-        say!("redrew {} from {}", self.png.display(), self.csv.display())
+    /// The settings written beside the CSV by [`Output::write`]; `None`, with a note on
+    /// stdout, when there are none (a CSV of a version that did not write them) or they
+    /// belong to another CSV.
+    fn read_settings<S: DeserializeOwned>(&self) -> Result<Option<S>> {
+        let (csv, text) = match (fs::read(&self.csv), fs::read_to_string(&self.settings)) {
+            (Ok(csv), Ok(text)) => (csv, text),
+            (Err(e), _) => {
+                return Err(e).with_context(|| format!("cannot read {}", self.csv.display()))
+            }
+            (_, Err(e)) if e.kind() == ErrorKind::NotFound => {
+                say!(
+                    "note: no {}; the title names only what {} records",
+                    self.settings.display(),
+                    self.csv.display()
+                )?;
+                return Ok(None);
+            }
+            (_, Err(e)) => {
+                return Err(e).with_context(|| format!("cannot read {}", self.settings.display()))
+            }
+        };
+        let file: SettingsFile<S> = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a settings file", self.settings.display()))?;
+        if file.csv_crc32 != crc32(&csv) {
+            say!(
+                "note: {} belongs to another version of {}; the title names only what the CSV \
+                 records",
+                self.settings.display(),
+                self.csv.display()
+            )?;
+            return Ok(None);
+        }
+        Ok(Some(file.settings))
     }
 
-    /// Prints `table`, writes `csv`, the Markdown `table` and the PNG that `draw` draws, and
-    /// says so with the wall time `wall` (seconds).
+    /// `--replot`: `draw` redraws the PNG (at the path it is given) from the CSV, with the
+    /// settings written beside it if there are any that belong to it.
+    pub fn replot<S: DeserializeOwned>(
+        &self,
+        draw: impl FnOnce(&Path, Option<&S>) -> Result<()>,
+    ) -> Result<()> {
+        let settings = self.read_settings::<S>()?;
+        draw(&self.png, settings.as_ref())
+            .with_context(|| format!("cannot draw {}", self.png.display()))?;
+        if settings.is_some() {
+            say!(
+                "redrew {} from {} and {}",
+                self.png.display(),
+                self.csv.display(),
+                self.settings.display()
+            )
+        } else {
+            say!("redrew {} from {}", self.png.display(), self.csv.display())
+        }
+    }
+
+    /// Prints `table`, writes `csv`, the `settings` file, the Markdown `table` and the PNG
+    /// that `draw` draws, and says so with the wall time `wall` (seconds).
     pub fn write(
         &self,
         table: &str,
         csv: &Csv,
+        settings: &impl Serialize,
         wall: f64,
         draw: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<()> {
@@ -55,12 +130,20 @@ impl Output {
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
         fs::write(&self.csv, &csv.0)
             .with_context(|| format!("cannot write {}", self.csv.display()))?;
+        let file = SettingsFile {
+            csv_crc32: crc32(csv.0.as_bytes()),
+            settings,
+        };
+        let json = serde_json::to_string_pretty(&file).context("cannot encode the settings")?;
+        fs::write(&self.settings, json + "\n")
+            .with_context(|| format!("cannot write {}", self.settings.display()))?;
         fs::write(&self.md, table)
             .with_context(|| format!("cannot write {}", self.md.display()))?;
         draw(&self.png).with_context(|| format!("cannot draw {}", self.png.display()))?;
         say!(
-            "wrote {}, {} and {} ({wall:.0} s)",
+            "wrote {}, {}, {} and {} ({wall:.0} s)",
             self.csv.display(),
+            self.settings.display(),
             self.md.display(),
             self.png.display()
         )

@@ -21,12 +21,21 @@ pub fn mean_sd(xs: &[f64]) -> Option<(f64, f64, usize)> {
     Some((mean, sd, xs.len() - ok.len()))
 }
 
-/// Accuracies (fractions) as `"97.12 ± 0.31"` percent; failed runs are counted
-/// (`"97.12 ± 0.31 (1 failed)"`), and all failed is `"failed"`.
+/// Accuracies (fractions) as `"97.12 ± 0.31"` percent, or `"97.12"` when only one run
+/// succeeded (no spread to give); failed runs are counted (`"97.12 ± 0.31 (1 failed)"`),
+/// and all failed is `"failed"`.
 pub fn percent(xs: &[f64]) -> String {
     match mean_sd(xs) {
         None => "failed".to_string(),
-        Some((m, s, 0)) => format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * s),
-        Some((m, s, bad)) => format!("{:.2} ± {:.2} ({bad} failed)", 100.0 * m, 100.0 * s),
+        Some((m, s, bad)) => {
+            let mut out = format!("{:.2}", 100.0 * m);
+            if xs.len() - bad > 1 {
+                out += &format!(" ± {:.2}", 100.0 * s);
+            }
+            if bad > 0 {
+                out += &format!(" ({bad} failed)");
+            }
+            out
+        }
     }
 }

@@ -14,9 +14,10 @@
 //! `n = sweeps-per-layer · nodes + extra-sweeps` sweeps (enough for the errors to reach the
 //! first layer). Prints a Markdown table (test accuracy mean ± sd over seeds, and each
 //! method's time per epoch as a ratio to backprop's, measured in this process), and writes
-//! `<data>.csv`, `<data>.md` and `<data>.png` into `--out`. The networks, the data, the
-//! training loop, most options and the output files are shared with the `resnet` example
-//! (`examples/common/`).
+//! `<data>.csv`, `<data>.settings.json` (what the plot's title says that the CSV does not
+//! record, for `--replot`), `<data>.md` and `<data>.png` into `--out`. The networks, the
+//! data, the training loop, most options and the output files are shared with the `resnet`
+//! example (`examples/common/`).
 //!
 //! The defaults are the README table's settings: tanh, Kaiming-uniform weights (tch's
 //! default, under which plain chains of up to 32 layers still train with backprop), the
@@ -35,10 +36,12 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Parser;
+use serde::{Deserialize, Serialize};
 
 use common::cli::{self, say, Common};
+use common::figure;
 use common::fit::Method;
-use common::mlp::{Init, Spec};
+use common::mlp::{Act, Init, Spec};
 use common::output::{read_csv, Csv, Output};
 use common::stats;
 use common::sweep::{Outcome, Sweep};
@@ -90,6 +93,45 @@ struct Row {
     outcome: Outcome,
 }
 
+/// What the plot's title says that the CSV does not record: written beside it
+/// (`<data>.settings.json`) and read back by `--replot`.
+#[derive(Serialize, Deserialize)]
+struct Settings {
+    width: i64,
+    act: Act,
+    init: Init,
+    /// Training examples used.
+    train_size: usize,
+    epochs: u32,
+}
+
+/// The plot's title: the data, the networks (residual or plain chains), the `settings`
+/// when known and the number of seeds in `rows`.
+fn title(data: &str, skip: bool, settings: Option<&Settings>, rows: &[Row]) -> String {
+    let networks = networks(skip);
+    let seeds = figure::count(figure::distinct(rows.iter().map(|r| r.seed)).len(), "seed");
+    match settings {
+        Some(s) => format!(
+            "{data}: {networks} of width {} ({}, {}), {} train examples, {} epoch(s), {seeds}",
+            s.width,
+            s.act.name(),
+            s.init.name(),
+            s.train_size,
+            s.epochs,
+        ),
+        None => format!("{data}: {networks}, {seeds}"),
+    }
+}
+
+/// `"residual MLPs"` or `"plain MLPs"`.
+fn networks(skip: bool) -> &'static str {
+    if skip {
+        "residual MLPs"
+    } else {
+        "plain MLPs"
+    }
+}
+
 /// The CSV's columns.
 const CSV_HEADER: &str =
     "data,network,layers,method,seed,n,accuracy,seconds_per_epoch,ratio_to_backprop,backtracks,error";
@@ -113,11 +155,7 @@ fn run(cli: Cli) -> Result<()> {
         init: cli.init,
     };
     let sweeps = |layers| cli.sweeps_per_layer * spec(layers).nodes() + cli.extra_sweeps;
-    let networks = if cli.skip {
-        "residual MLPs"
-    } else {
-        "plain MLPs"
-    };
+    let networks = networks(cli.skip);
     let header = format!(
         "{}; {} {networks} of width {} ({}); {} epoch(s), batch {}, Adam lr {} (iPC {}); \
          n = {}·nodes + {} sweeps; FixedPred eta {}; Strict eta {}, momentum {}, \
@@ -145,18 +183,16 @@ fn run(cli: Cli) -> Result<()> {
         if cli.skip { "-residual" } else { "" }
     );
     let out = Output::new(&cli.out, &stem);
-    let title = format!(
-        "{}: {networks} of width {} ({}, {}), {} train examples, {} epoch(s), {} seeds",
-        data.name,
-        c.width,
-        c.act.name(),
-        cli.init.name(),
-        data.train.len(),
-        cli.epochs,
-        c.seeds
-    );
+    let network = if cli.skip { "residual" } else { "chain" };
     if c.replot {
         let rows = read_csv(&out.csv, CSV_HEADER, |line| {
+            if line.text("network")? != network {
+                bail!(
+                    "{} holds a {} network, not a {network} one",
+                    out.csv.display(),
+                    line.text("network")?
+                );
+            }
             Ok(Row {
                 depth: line.get("layers")?,
                 method: line.method()?,
@@ -165,8 +201,20 @@ fn run(cli: Cli) -> Result<()> {
                 outcome: line.outcome()?,
             })
         })?;
-        return out.replot(|png| draw(png, &rows, &cli.methods, &title));
+        if rows.is_empty() {
+            bail!("{} holds no runs", out.csv.display());
+        }
+        return out.replot(|png, settings: Option<&Settings>| {
+            draw(png, &rows, &title(&data.name, cli.skip, settings, &rows))
+        });
     }
+    let settings = Settings {
+        width: c.width,
+        act: c.act,
+        init: cli.init,
+        train_size: data.train.len(),
+        epochs: cli.epochs,
+    };
     say!("{header}")?;
 
     let runs = c.seeds as usize * cli.depths.len() * cli.methods.len();
@@ -195,7 +243,6 @@ fn run(cli: Cli) -> Result<()> {
     let wall = sweep.finish();
 
     let table = markdown(&header, &cli, &rows, wall, &sweeps);
-    let network = if cli.skip { "residual" } else { "chain" };
     let mut csv = Csv::new(CSV_HEADER);
     for r in &rows {
         let o = &r.outcome;
@@ -215,13 +262,17 @@ fn run(cli: Cli) -> Result<()> {
             &o.error,
         );
     }
-    out.write(&table, &csv, wall, |png| {
-        draw(png, &rows, &cli.methods, &title)
+    out.write(&table, &csv, &settings, wall, |png| {
+        draw(
+            png,
+            &rows,
+            &title(&data.name, cli.skip, Some(&settings), &rows),
+        )
     })
 }
 
-/// Draws `rows` into the PNG `png`.
-fn draw(png: &Path, rows: &[Row], methods: &[Method], title: &str) -> Result<()> {
+/// Draws `rows` into the PNG `png`, the methods in the order in which they first occur.
+fn draw(png: &Path, rows: &[Row], title: &str) -> Result<()> {
     let points: Vec<plot::Point> = rows
         .iter()
         .map(|r| plot::Point {
@@ -231,7 +282,8 @@ fn draw(png: &Path, rows: &[Row], methods: &[Method], title: &str) -> Result<()>
             ratio: ratio(rows, r),
         })
         .collect();
-    plot::draw(png, &points, methods, title)
+    let methods = figure::distinct(rows.iter().map(|r| r.method));
+    plot::draw(png, &points, &methods, title)
 }
 
 /// `r`'s seconds per epoch over backprop's for the same depth and seed (`NaN` without a
@@ -268,8 +320,12 @@ fn markdown(
         s += &"---:|".repeat(cli.depths.len());
         s + "\n"
     };
-    let mut s =
-        format!("{header}; wall time {wall:.0} s\n\nTest accuracy (%), mean ± sd over seeds:\n\n");
+    let over = if cli.common.seeds == 1 {
+        "one seed"
+    } else {
+        "mean ± sd over seeds"
+    };
+    let mut s = format!("{header}; wall time {wall:.0} s\n\nTest accuracy (%), {over}:\n\n");
     s += &head("method");
     for &m in &cli.methods {
         s += &format!("| {} |", m.label());

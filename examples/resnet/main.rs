@@ -12,7 +12,9 @@
 //! For each seed, both networks start from the same weights (libtorch seeded before
 //! building) and every method starts from them too. Prints a Markdown table of the test
 //! accuracy (mean ± sd over seeds) per method and network, and writes into `--out`
-//! `<data>.csv` (one row per run), `<data>.md` (the table) and `<data>.png` (the plot).
+//! `<data>.csv` (one row per run), `<data>.settings.json` (the settings that the plot's
+//! title names and the CSV does not record, for `--replot`), `<data>.md` (the table) and
+//! `<data>.png` (the plot).
 //!
 //! The defaults are the README table's settings: 16 tanh blocks of width 128 (18 linear
 //! layers) initialised like PyTorch's `nn.Linear`, under which the plain chain's signal
@@ -33,12 +35,14 @@ mod plot;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Parser;
+use serde::{Deserialize, Serialize};
 
 use common::cli::{self, say, Common};
+use common::figure;
 use common::fit::Method;
-use common::mlp::{Init, Spec};
+use common::mlp::{Act, Init, Spec};
 use common::output::{read_csv, Csv, Output};
 use common::stats;
 use common::sweep::{Outcome, Sweep};
@@ -83,6 +87,32 @@ struct Row {
     method: Method,
     seed: u64,
     outcome: Outcome,
+}
+
+/// What the plot's title says about the networks, which the CSV does not record: written
+/// beside it (`<data>.settings.json`) and read back by `--replot`.
+#[derive(Serialize, Deserialize)]
+struct Settings {
+    blocks: usize,
+    width: i64,
+    act: Act,
+    init: Init,
+}
+
+/// The plot's title: the data, the networks (when `settings` are known) and the number of
+/// seeds in `rows`.
+fn title(data: &str, settings: Option<&Settings>, rows: &[Row]) -> String {
+    let seeds = figure::count(figure::distinct(rows.iter().map(|r| r.seed)).len(), "seed");
+    match settings {
+        Some(s) => format!(
+            "{data}: {} blocks of width {} ({}, {}), {seeds}",
+            s.blocks,
+            s.width,
+            s.act.name(),
+            s.init.name(),
+        ),
+        None => format!("{data}: plain chain and residual MLP, {seeds}"),
+    }
 }
 
 /// The CSV's columns.
@@ -135,15 +165,6 @@ fn run(cli: Cli) -> Result<()> {
         c.seeds - 1,
     );
     let out = Output::new(&cli.out, &data.name.to_lowercase());
-    let title = format!(
-        "{}: {} blocks of width {} ({}, {}), {} seeds",
-        data.name,
-        cli.blocks,
-        c.width,
-        c.act.name(),
-        cli.init.name(),
-        c.seeds
-    );
     if c.replot {
         let rows = read_csv(&out.csv, CSV_HEADER, |line| {
             Ok(Row {
@@ -153,8 +174,19 @@ fn run(cli: Cli) -> Result<()> {
                 outcome: line.outcome()?,
             })
         })?;
-        return out.replot(|png| plot::draw(png, &rows, &cli.methods, &title));
+        if rows.is_empty() {
+            bail!("{} holds no runs", out.csv.display());
+        }
+        return out.replot(|png, settings: Option<&Settings>| {
+            plot::draw(png, &rows, &title(&data.name, settings, &rows))
+        });
     }
+    let settings = Settings {
+        blocks: cli.blocks,
+        width: c.width,
+        act: c.act,
+        init: cli.init,
+    };
     say!("{header}")?;
 
     let sweep = Sweep::new(
@@ -202,8 +234,8 @@ fn run(cli: Cli) -> Result<()> {
             &o.error,
         );
     }
-    out.write(&table, &csv, wall, |png| {
-        plot::draw(png, &rows, &cli.methods, &title)
+    out.write(&table, &csv, &settings, wall, |png| {
+        plot::draw(png, &rows, &title(&data.name, Some(&settings), &rows))
     })
 }
 

@@ -15,10 +15,12 @@ use crate::Row;
 const CHAIN: RGBColor = RGBColor(230, 130, 40);
 const RESIDUAL: RGBColor = RGBColor(40, 100, 200);
 
-/// Draws the accuracies of `rows` for `methods` (in that order) into the PNG `path`
-/// (1000x600 pixels); a failed run (accuracy `NaN`) is a cross at the bottom.
-pub fn draw(path: &Path, rows: &[Row], methods: &[Method], title: &str) -> Result<()> {
+/// Draws the accuracies of `rows` into the PNG `path` (1000x600 pixels), the methods in
+/// the order in which they first occur in `rows`; a failed run (accuracy `NaN`) is a cross
+/// at the bottom.
+pub fn draw(path: &Path, rows: &[Row], title: &str) -> Result<()> {
     let root = figure::canvas(path, (1000, 600))?;
+    let methods: Vec<Method> = figure::distinct(rows.iter().map(|r| r.method));
 
     let names: Vec<&str> = methods.iter().map(|m| m.label()).collect();
     let k = methods.len() as f64;
