@@ -409,3 +409,59 @@ fn fixedpred_closed_form_with_an_absurd_n_is_an_error() {
         .unwrap();
     assert_eq!(out.report.energy.len(), 100_000);
 }
+
+/// `y`'s dtype is checked against the model's output, not against `x`: a model that
+/// changes dtype on the way (float32 in, float64 out) trains with a float64 target, and a
+/// float32 target is a `DtypeMismatch` naming the output's dtype. A `vinit` of the wrong
+/// dtype is named as such, also with token-id inputs.
+#[test]
+fn target_and_vinit_dtypes_are_checked_against_the_model_values() {
+    let vs = nn::VarStore::new(Device::Cpu);
+    tch::manual_seed(18);
+    let model = small_chain(&vs).add_fn(|t| t.to_kind(Kind::Double));
+    let x = Tensor::randn([5, 4], (Kind::Float, Device::Cpu));
+    let y64 = Tensor::randn([5, 3], (Kind::Double, Device::Cpu));
+    let out = PcInfer::new(ErrType::Exact)
+        .run(&model, &loss::mse, &x, &y64)
+        .unwrap();
+    assert_eq!(out.vhat[4].kind(), Kind::Double);
+    assert_eq!(out.epsilon[4].kind(), Kind::Double);
+    match PcInfer::new(ErrType::Exact).run(&model, &loss::mse, &x, &y64.to_kind(Kind::Float)) {
+        Err(PcError::DtypeMismatch {
+            what,
+            expected,
+            found,
+        }) => {
+            assert_eq!(
+                (what.as_str(), expected, found),
+                ("y", Kind::Double, Kind::Float)
+            );
+        }
+        other => panic!("expected DtypeMismatch for y, got {other:?}"),
+    }
+
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let root = vs.root();
+    let model = tch2pc::Sequential::new(&vs)
+        .add(nn::embedding(&root / "emb", 10, 4, Default::default()))
+        .add_fn(|t| t.mean_dim(1, false, None::<Kind>))
+        .add(nn::linear(&root / "out", 4, 3, Default::default()));
+    vs.set_kind(Kind::Double);
+    let ids = Tensor::randint(10, [5, 7], (Kind::Int64, Device::Cpu));
+    let y = Tensor::randn([5, 3], (Kind::Double, Device::Cpu));
+    let ff = PcInfer::new(ErrType::Exact)
+        .run(&model, &loss::mse, &ids, &y)
+        .unwrap();
+    let mut v0: Vec<Tensor> = ff.v.iter().map(|t| t.copy()).collect();
+    v0[1] = v0[1].to_kind(Kind::Float);
+    match PcInfer::new(ErrType::Strict)
+        .n(3)
+        .vinit(&v0)
+        .run(&model, &loss::mse, &ids, &y)
+    {
+        Err(PcError::DtypeMismatch { what, expected, .. }) => {
+            assert_eq!((what.as_str(), expected), ("vinit[1]", Kind::Double));
+        }
+        other => panic!("expected DtypeMismatch for vinit[1], got {other:?}"),
+    }
+}

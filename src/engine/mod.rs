@@ -169,10 +169,17 @@ impl Ctx<'_, '_> {
         Ok((h, u))
     }
 
-    /// Checks `vinit[i]` against the feed-forward shapes.
+    /// Checks `vinit[i]` against the feed-forward shapes and dtypes.
     pub fn check_vinit(&self, vhat: &[Tensor]) -> Result<()> {
         if let Some(v0) = &self.vinit {
             for (i, (a, b)) in v0.iter().zip(vhat).enumerate().skip(1) {
+                if a.kind() != b.kind() {
+                    return Err(PcError::DtypeMismatch {
+                        what: format!("vinit[{i}]"),
+                        expected: b.kind(),
+                        found: a.kind(),
+                    });
+                }
                 if a.size() != b.size() {
                     return Err(PcError::ShapeMismatch {
                         what: format!("vinit[{i}]"),
@@ -188,6 +195,13 @@ impl Ctx<'_, '_> {
     /// The loss on `output`, guarded, checked to be a floating scalar with a gradient.
     pub fn loss(&self, output: &Tensor) -> Result<Tensor> {
         let y = &self.y;
+        if util::is_float(y.kind()) && y.kind() != output.kind() {
+            return Err(PcError::DtypeMismatch {
+                what: "y".into(),
+                expected: output.kind(),
+                found: y.kind(),
+            });
+        }
         let l = guard::catch(|| (self.loss_fn)(output, y)).map_err(|c| match c {
             Caught::Error(e) => e,
             Caught::Message(message) => PcError::Loss {

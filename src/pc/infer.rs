@@ -476,9 +476,12 @@ impl<'a> PcInfer<'a> {
                 }
             }
         }
+        // Under relax_kind the outputs come back in the model's dtype; otherwise each value
+        // keeps the dtype its node gave it (a model may change dtype on the way).
+        let promoted_kind = promoted.as_ref().and(out_kind);
         drop(promoted); // restore the variables before anything is written
         let back = |t: Tensor| -> Result<Tensor> {
-            match out_kind {
+            match promoted_kind {
                 Some(k) if util::is_float(t.kind()) => util::detached_as(t, Some(k)),
                 _ => util::detached_as(t, None),
             }

@@ -30,13 +30,6 @@ pub(crate) fn inputs(
         return Err(PcError::InvalidConfig("y is an undefined tensor".into()));
     }
     let device = x.device();
-    // Integer inputs (token ids): the dtype of the beliefs is the first node's business, so
-    // `y` and `vinit` are checked against it by the loss and the shape checks only.
-    let kind = if util::is_float(x.kind()) {
-        Some(x.kind())
-    } else {
-        None
-    };
     if !vars.is_empty() && vars.iter().all(|v| v.device() != device) {
         return Err(PcError::DeviceMismatch {
             what: "x".into(),
@@ -61,15 +54,8 @@ pub(crate) fn inputs(
             found: y.device(),
         });
     }
-    if let Some(k) = kind {
-        if util::is_float(y.kind()) && y.kind() != k {
-            return Err(PcError::DtypeMismatch {
-                what: "y".into(),
-                expected: k,
-                found: y.kind(),
-            });
-        }
-    }
+    // A floating `y` must have the dtype of the model's output, which only the forward pass
+    // knows (a model may change dtype on the way): checked by the loss (`Ctx::loss`).
     if let Some(v0) = vinit {
         if v0.len() != nodes + 1 {
             return Err(PcError::ShapeMismatch {
@@ -94,13 +80,13 @@ pub(crate) fn inputs(
                     found: t.device(),
                 });
             }
-            let expected = kind.unwrap_or(t.kind());
-            if t.kind() != expected || !util::is_float(t.kind()) {
-                return Err(PcError::DtypeMismatch {
-                    what: format!("vinit[{i}]"),
-                    expected,
-                    found: t.kind(),
-                });
+            // Each belief's dtype is checked against the feed-forward value
+            // (`Ctx::check_vinit`); here only that it is floating.
+            if !util::is_float(t.kind()) {
+                return Err(PcError::InvalidConfig(format!(
+                    "vinit[{i}] has dtype {:?}; beliefs are floating point",
+                    t.kind()
+                )));
             }
         }
     }
