@@ -268,7 +268,10 @@ impl<'a> PcInfer<'a> {
     /// `opt.zero_grad()`, which unsets every `.grad` the optimizer tracks before the others
     /// are written back); the optimizer's own state (momentum buffers, Adam's
     /// moments and step count) keeps the steps taken, since tch gives no access to it.
-    /// Needs [`ErrType::Strict`] and no `relax_kind`.
+    /// Needs [`ErrType::Strict`] and no `relax_kind`. The optimizer steps every variable it
+    /// was built over: if that includes variables this model does not use (another model in
+    /// the same `VarStore`), their `.grad`, left as it was, is applied `n` times per call;
+    /// build the optimizer over this model's variables, or zero the others' `.grad`.
     ///
     /// ```
     /// use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
