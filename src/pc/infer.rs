@@ -371,144 +371,130 @@ impl<'a> PcInfer<'a> {
         // tch panics instead of returning some libtorch errors (an error raised by an op
         // that takes a Scalar surfaces when the Scalar is freed, e.g. a value that overflows
         // the tensor's dtype): caught here, nothing has been written yet.
-        guard::catch(|| self.compute_unguarded(graph, loss, x, y, cast, state, seed, optimizer))
-            .map_err(|c| match c {
-                guard::Caught::Error(e) => e,
-                guard::Caught::Message(m) => PcError::Torch(m),
-            })?
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn compute_unguarded<F>(
-        self,
-        graph: &Graph,
-        loss: &F,
-        x: &Tensor,
-        y: &Tensor,
-        cast: bool,
-        state: &StateGuard,
-        seed: Option<i64>,
-        optimizer: Option<&mut nn::Optimizer>,
-    ) -> Result<Computed>
-    where
-        F: Fn(&Tensor, &Tensor) -> Tensor,
-    {
-        let settings = self.settings;
-        settings.validate()?;
-        if optimizer.is_some() {
-            if settings.err_type != ErrType::Strict {
-                return Err(PcError::InvalidConfig(format!(
-                    "incremental PC needs ErrType::Strict, not {}",
-                    settings.err_type
-                )));
-            }
-            if settings.relax_kind.is_some() {
-                return Err(PcError::InvalidConfig(
-                    "incremental PC cannot be combined with relax_kind (the optimizer's state \
-                     is in the parameters' dtype)"
-                        .into(),
-                ));
-            }
-        }
-        let topo = Topology::of(graph)?;
-        let (names, vars): (Vec<String>, Vec<Tensor>) = graph
-            .vars()
-            .trainable
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .unzip();
-        validate::inputs(&vars, x, y, self.vinit, topo.output)?;
-        let param_kinds: Vec<Kind> = vars.iter().map(|v| v.kind()).collect();
-        let out_kind = validate::working_kind(&vars, x);
-        let promoted = match settings.relax_kind {
-            Some(k) if Some(k) != out_kind => Some(Promoted::new(graph, k)?),
-            _ => None,
-        };
-        let widen = |t: &Tensor| -> Result<Tensor> {
-            match &promoted {
-                Some(p) if t.defined() && util::is_float(t.kind()) => Ok(t.f_to_kind(p.kind())?),
-                _ => Ok(t.shallow_clone()),
-            }
-        };
-        let vinit = match self.vinit {
-            Some(v) => Some(v.iter().map(&widen).collect::<Result<Vec<_>>>()?),
-            None => None,
-        };
-        let mut ctx = Ctx {
-            graph,
-            topo,
-            loss_fn: loss,
-            x: widen(x)?.f_detach()?,
-            y: widen(y)?.f_detach()?,
-            vars: vars.iter().map(|v| v.shallow_clone()).collect(),
-            settings: &settings,
-            vinit,
-            observer: self.observer.map(|o| -> &mut dyn Observer { o }),
-            optimizer,
-            train: graph.is_training(),
-            seed,
-            state,
-            post_ff: None,
-        };
-        let raw = match settings.err_type {
-            ErrType::Exact => exact::run(&mut ctx)?,
-            ErrType::FixedPred => fixed_pred::run(&mut ctx)?,
-            ErrType::Strict => strict::run(&mut ctx)?,
-        };
-        let post_ff = ctx.post_ff.take();
-        drop(ctx);
-        // Updates in the parameters' own dtype, checked finite before anything is written.
-        let grads = raw
-            .grads
-            .into_iter()
-            .zip(&param_kinds)
-            .map(|(g, &kind)| {
-                if !g.defined() {
-                    return Ok(Tensor::default());
+        let body = move || -> Result<Computed> {
+            let settings = self.settings;
+            settings.validate()?;
+            if optimizer.is_some() {
+                if settings.err_type != ErrType::Strict {
+                    return Err(PcError::InvalidConfig(format!(
+                        "incremental PC needs ErrType::Strict, not {}",
+                        settings.err_type
+                    )));
                 }
-                util::detached_as(g, if cast { Some(kind) } else { None })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let refs: Vec<&Tensor> = grads.iter().collect();
-        if !util::all_finite(&refs)? {
-            for (i, g) in grads.iter().enumerate() {
-                if !util::all_finite(&[g])? {
-                    return Err(PcError::NonFiniteGradient(
-                        names.get(i).cloned().unwrap_or_default(),
+                if settings.relax_kind.is_some() {
+                    return Err(PcError::InvalidConfig(
+                        "incremental PC cannot be combined with relax_kind (the optimizer's state \
+                     is in the parameters' dtype)"
+                            .into(),
                     ));
                 }
             }
-        }
-        // Under relax_kind the outputs come back in the model's dtype; otherwise each value
-        // keeps the dtype its node gave it (a model may change dtype on the way).
-        let promoted_kind = promoted.as_ref().and(out_kind);
-        drop(promoted); // restore the variables before anything is written
-        let back = |t: Tensor| -> Result<Tensor> {
-            match promoted_kind {
-                Some(k) if util::is_float(t.kind()) => util::detached_as(t, Some(k)),
-                _ => util::detached_as(t, None),
+            let topo = Topology::of(graph)?;
+            let (names, vars): (Vec<String>, Vec<Tensor>) = graph
+                .vars()
+                .trainable
+                .into_iter()
+                .filter(|(_, t)| t.requires_grad())
+                .unzip();
+            validate::inputs(&vars, x, y, self.vinit, topo.output)?;
+            let param_kinds: Vec<Kind> = vars.iter().map(|v| v.kind()).collect();
+            let out_kind = validate::working_kind(&vars, x);
+            let promoted = match settings.relax_kind {
+                Some(k) if Some(k) != out_kind => Some(Promoted::new(graph, k)?),
+                _ => None,
+            };
+            let widen = |t: &Tensor| -> Result<Tensor> {
+                match &promoted {
+                    Some(p) if t.defined() && util::is_float(t.kind()) => {
+                        Ok(t.f_to_kind(p.kind())?)
+                    }
+                    _ => Ok(t.shallow_clone()),
+                }
+            };
+            let vinit = match self.vinit {
+                Some(v) => Some(v.iter().map(&widen).collect::<Result<Vec<_>>>()?),
+                None => None,
+            };
+            let mut ctx = Ctx {
+                graph,
+                topo,
+                loss_fn: loss,
+                x: widen(x)?.f_detach()?,
+                y: widen(y)?.f_detach()?,
+                vars: vars.iter().map(|v| v.shallow_clone()).collect(),
+                settings: &settings,
+                vinit,
+                observer: self.observer.map(|o| -> &mut dyn Observer { o }),
+                optimizer,
+                train: graph.is_training(),
+                seed,
+                state,
+                post_ff: None,
+            };
+            let raw = match settings.err_type {
+                ErrType::Exact => exact::run(&mut ctx)?,
+                ErrType::FixedPred => fixed_pred::run(&mut ctx)?,
+                ErrType::Strict => strict::run(&mut ctx)?,
+            };
+            let post_ff = ctx.post_ff.take();
+            drop(ctx);
+            // Updates in the parameters' own dtype, checked finite before anything is written.
+            let grads = raw
+                .grads
+                .into_iter()
+                .zip(&param_kinds)
+                .map(|(g, &kind)| {
+                    if !g.defined() {
+                        return Ok(Tensor::default());
+                    }
+                    util::detached_as(g, if cast { Some(kind) } else { None })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let refs: Vec<&Tensor> = grads.iter().collect();
+            if !util::all_finite(&refs)? {
+                for (i, g) in grads.iter().enumerate() {
+                    if !util::all_finite(&[g])? {
+                        return Err(PcError::NonFiniteGradient(
+                            names.get(i).cloned().unwrap_or_default(),
+                        ));
+                    }
+                }
             }
+            // Under relax_kind the outputs come back in the model's dtype; otherwise each value
+            // keeps the dtype its node gave it (a model may change dtype on the way).
+            let promoted_kind = promoted.as_ref().and(out_kind);
+            drop(promoted); // restore the variables before anything is written
+            let back = |t: Tensor| -> Result<Tensor> {
+                match promoted_kind {
+                    Some(k) if util::is_float(t.kind()) => util::detached_as(t, Some(k)),
+                    _ => util::detached_as(t, None),
+                }
+            };
+            let backs = |ts: Vec<Tensor>| ts.into_iter().map(back).collect::<Result<Vec<_>>>();
+            let mut vhat = backs(raw.vhat)?;
+            let mut v = backs(raw.v)?;
+            // The clamped input comes back as given (token ids stay integers).
+            vhat[0] = x.f_detach()?;
+            v[0] = x.f_detach()?;
+            let out = PcOutput {
+                vhat,
+                loss: back(raw.loss)?,
+                dldy: back(raw.dldy)?,
+                v,
+                epsilon: backs(raw.eps)?,
+                report: raw.report,
+            };
+            Ok(Computed {
+                out,
+                vars,
+                grads,
+                post_ff,
+            })
         };
-        let backs = |ts: Vec<Tensor>| ts.into_iter().map(back).collect::<Result<Vec<_>>>();
-        let mut vhat = backs(raw.vhat)?;
-        let mut v = backs(raw.v)?;
-        // The clamped input comes back as given (token ids stay integers).
-        vhat[0] = x.f_detach()?;
-        v[0] = x.f_detach()?;
-        let out = PcOutput {
-            vhat,
-            loss: back(raw.loss)?,
-            dldy: back(raw.dldy)?,
-            v,
-            epsilon: backs(raw.eps)?,
-            report: raw.report,
-        };
-        Ok(Computed {
-            out,
-            vars,
-            grads,
-            post_ff,
-        })
+        guard::catch(body).map_err(|c| match c {
+            guard::Caught::Error(e) => e,
+            guard::Caught::Message(m) => PcError::Torch(m),
+        })?
     }
 }
 
