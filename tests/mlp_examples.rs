@@ -7,6 +7,8 @@ mod data;
 mod fit;
 #[path = "../examples/common/mlp.rs"]
 mod mlp;
+#[path = "../examples/common/shuffle.rs"]
+mod shuffle;
 #[path = "../examples/common/stats.rs"]
 mod stats;
 

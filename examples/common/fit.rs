@@ -13,6 +13,8 @@ use tch::Kind;
 use tch2pc::data::Split;
 use tch2pc::{loss, BeliefOptimizer, ErrType, Graph, OnDiverge, PcInfer};
 
+use super::shuffle::epoch_seed;
+
 /// How the parameters' updates are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Method {
@@ -91,16 +93,6 @@ pub struct RunResult {
     pub train_loss: f64,
     /// Step halvings of backtracking Strict relaxations, over the run.
     pub backtracks: usize,
-}
-
-/// The seed of epoch `epoch`'s shuffle (a SplitMix64 step of `seed` and `epoch`).
-pub fn epoch_seed(seed: u64, epoch: usize) -> u64 {
-    let mut z = seed
-        .wrapping_add((epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Fraction of `split` that `model` classifies correctly (in evaluation mode, no grad).
