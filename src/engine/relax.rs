@@ -50,13 +50,6 @@ impl<'o> Relaxation<'o> {
         self.observer.is_some()
     }
 
-    /// Makes room for `sweeps` recorded energies, or fails (see [`too_many_sweeps`]).
-    pub fn reserve(&mut self, sweeps: usize) -> Result<()> {
-        self.energy
-            .try_reserve_exact(sweeps)
-            .map_err(|_| too_many_sweeps(sweeps))
-    }
-
     /// Records sweep `k` (1-based): its starting energy, its prediction-error norms
     /// (`‖ε_i‖`, nodes `1..=N`), the step halvings it needed, the norm of the belief update
     /// it made and of the belief optimizer's state (NaN where not computed). A panicking
@@ -166,13 +159,9 @@ pub(crate) fn no_relaxation(eta: f64) -> PcReport {
 /// or an out-of-memory abort later: FixedPred's closed forms record all `n` sweeps whatever
 /// `n` is, so they check this before any work.
 pub(crate) fn check_room(sweeps: usize) -> Result<()> {
-    Vec::<f64>::new()
-        .try_reserve_exact(sweeps)
-        .map_err(|_| too_many_sweeps(sweeps))
-}
-
-fn too_many_sweeps(sweeps: usize) -> PcError {
-    PcError::InvalidConfig(format!(
-        "n = {sweeps}: the report's {sweeps} energies (one per sweep) do not fit in memory"
-    ))
+    Vec::<f64>::new().try_reserve_exact(sweeps).map_err(|_| {
+        PcError::InvalidConfig(format!(
+            "n = {sweeps}: the report's {sweeps} energies (one per sweep) do not fit in memory"
+        ))
+    })
 }
