@@ -83,8 +83,7 @@ pub fn fixed_pred_coefficients(n: usize, eta: f64, layers: usize) -> Result<Vec<
         .ok_or_else(too_big)?;
     let mut all = Vec::new();
     all.try_reserve_exact(rows).map_err(|_| too_big())?;
-    // c^{(1)} = [1, 0, …], swept in place (from the longest path down, so that each c_{m-1}
-    // is still the previous sweep's when c_m reads it).
+    // c^{(1)} = [1, 0, …], swept in place.
     let mut c = Vec::new();
     c.try_reserve_exact(cols).map_err(|_| too_big())?;
     c.resize(cols, 0.0);
@@ -97,9 +96,7 @@ pub fn fixed_pred_coefficients(n: usize, eta: f64, layers: usize) -> Result<Vec<
             *slot = c[layers - l];
         }
         all.push(by_layer);
-        for m in (1..cols).rev() {
-            c[m] = (1.0 - eta) * c[m] + eta * c[m - 1];
-        }
+        sweep_in_place(&mut c, eta);
     }
     Ok(all)
 }
@@ -107,12 +104,20 @@ pub fn fixed_pred_coefficients(n: usize, eta: f64, layers: usize) -> Result<Vec<
 /// One sweep of the coefficient recursion, indexed by path length `m`:
 /// `c_0 = 1`, `c_m ← (1-η) c_m + η c_{m-1}`.
 pub(crate) fn sweep(c: &[f64], eta: f64) -> Vec<f64> {
-    let mut next = vec![0.0; c.len()];
-    next[0] = 1.0;
-    for m in 1..c.len() {
-        next[m] = (1.0 - eta) * c[m] + eta * c[m - 1];
-    }
+    let mut next = c.to_vec();
+    sweep_in_place(&mut next, eta);
     next
+}
+
+/// [`sweep`] without a new vector: from the longest path down, so that each `c_{m-1}` is
+/// still the previous sweep's when `c_m` reads it.
+pub(crate) fn sweep_in_place(c: &mut [f64], eta: f64) {
+    for m in (1..c.len()).rev() {
+        c[m] = (1.0 - eta) * c[m] + eta * c[m - 1];
+    }
+    if let Some(c0) = c.first_mut() {
+        *c0 = 1.0;
+    }
 }
 
 /// `c^{(k)}_m` for `m = 0..=max_len` after `k ≥ 1` sweeps (`c^{(1)} = [1, 0, …]`).
@@ -120,7 +125,7 @@ pub(crate) fn path_coefficients(k: usize, eta: f64, max_len: usize) -> Vec<f64> 
     let mut c = vec![0.0; max_len + 1];
     c[0] = 1.0;
     for _ in 1..k {
-        c = sweep(&c, eta);
+        sweep_in_place(&mut c, eta);
     }
     c
 }

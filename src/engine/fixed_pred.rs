@@ -100,7 +100,7 @@ fn record_closed_form(
     for k in 1..=n {
         let (e, norms) = at(&c);
         relax.record(k, e, &norms, 0, f64::NAN, f64::NAN)?;
-        c = crate::coefficients::sweep(&c, eta);
+        crate::coefficients::sweep_in_place(&mut c, eta);
     }
     Ok(at(&c).0)
 }
