@@ -175,8 +175,8 @@ impl<'a> PcInfer<'a> {
     }
 
     /// Initial beliefs for Strict, one tensor per node shaped like `vhat` (index 0 is
-    /// ignored, and may be `Tensor::default()`: the input is clamped to `x`). Validated for every algorithm, used by Strict
-    /// only.
+    /// ignored, and may be `Tensor::default()`: the input is clamped to `x`). Validated for
+    /// every algorithm, used by Strict only.
     ///
     /// ```
     /// let v0: Vec<tch::Tensor> = Vec::new();
