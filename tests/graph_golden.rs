@@ -4,128 +4,29 @@
 //! ("Graph cases"); the node numbering here must match the generator's.
 
 mod common;
+#[path = "common/graphs.rs"]
+mod graphs;
 
 use common::{load_params, rel_err, Golden, GOLDEN_TOL};
-use tch::{nn, nn::Module, Device, Kind, Tensor};
+use graphs::{add_nodes, Net};
+use tch::{nn, Device, Kind, Tensor};
 use tch2pc::{loss, pc_infer, ErrType, Graph, PcInfer};
 
-/// The graphs of the golden files.
-#[derive(Clone, Copy, Debug)]
-enum Net {
-    Res,
-    Fan,
-    Concat,
-    ResCnn,
-    Tied,
-}
-
-fn tanh_linear(p: nn::Path, i: i64, o: i64) -> nn::Sequential {
-    nn::seq()
-        .add(nn::linear(p, i, o, Default::default()))
-        .add_fn(|t| t.tanh())
-}
-
-fn conv(p: nn::Path, i: i64, o: i64) -> nn::Conv2D {
-    let cfg = nn::ConvConfig {
-        padding: 1,
-        ..Default::default()
-    };
-    nn::conv2d(p, i, o, 3, cfg)
-}
-
-/// Builds graph `net` on `vs` (parameters named as the golden files' `param.*` keys) and
-/// checks that the nodes got the generator's numbering.
+/// Builds graph `net` on `vs` (parameters named as the golden files' `param.*` keys; the
+/// shared builder numbers the nodes as the generator does) and checks the node count.
 fn build(vs: &nn::VarStore, net: Net) -> Graph {
-    let root = vs.root();
     let mut g = Graph::new(vs);
-    let x0 = g.input();
-    assert_eq!(x0.index(), 0);
-    let ids: Vec<usize> = match net {
-        Net::Res => {
-            // x -> h1 -> h2; s = h1 + h2; h3 = tanh(lin(s)); s2 = s + h3; out = lin(s2).
-            let h1 = g.add(x0, tanh_linear(&root / "h1", 5, 6));
-            let h2 = g.add(h1, tanh_linear(&root / "h2", 6, 6));
-            let s = g.add_fn(&[h1, h2], |xs: &[Tensor]| &xs[0] + &xs[1]);
-            let h3 = g.add(s, tanh_linear(&root / "h3", 6, 6));
-            let s2 = g.add_fn(&[s, h3], |xs: &[Tensor]| &xs[0] + &xs[1]);
-            let out = g.add(s2, nn::linear(&root / "out", 6, 3, Default::default()));
-            [h1, h2, s, h3, s2, out].iter().map(|n| n.index()).collect()
-        }
-        Net::Fan => {
-            // h read by three nodes a, b, c; out = lin(cat(a, b, c)).
-            let h = g.add(x0, tanh_linear(&root / "h", 5, 6));
-            let a = g.add(h, tanh_linear(&root / "a", 6, 4));
-            let b = g.add(
-                h,
-                nn::seq()
-                    .add(nn::linear(&root / "b", 6, 4, Default::default()))
-                    .add_fn(|t| t.sigmoid()),
-            );
-            let c = g.add(h, nn::linear(&root / "c", 6, 4, Default::default()));
-            let lin = nn::linear(&root / "out", 12, 3, Default::default());
-            let out = g.add_fn(&[a, b, c], move |xs: &[Tensor]| {
-                lin.forward(&Tensor::cat(xs, 1))
-            });
-            [h, a, b, c, out].iter().map(|n| n.index()).collect()
-        }
-        Net::Concat => {
-            // h1 = tanh(lin(x)); h2 = tanh(lin(cat(h1, x))); out = lin(cat(h2, h1)).
-            let h1 = g.add(x0, tanh_linear(&root / "h1", 4, 6));
-            let lin2 = nn::linear(&root / "h2", 10, 5, Default::default());
-            let h2 = g.add_fn(&[h1, x0], move |xs: &[Tensor]| {
-                lin2.forward(&Tensor::cat(xs, 1)).tanh()
-            });
-            let lin3 = nn::linear(&root / "out", 11, 3, Default::default());
-            let out = g.add_fn(&[h2, h1], move |xs: &[Tensor]| {
-                lin3.forward(&Tensor::cat(xs, 1))
-            });
-            [h1, h2, out].iter().map(|n| n.index()).collect()
-        }
-        Net::ResCnn => {
-            // c1 = relu(conv(x)); c2 = relu(conv(c1)); c3 = conv(c2); s = relu(c1 + c3);
-            // out = lin(flatten(s)).
-            let c1 = g.add(
-                x0,
-                nn::seq().add(conv(&root / "c1", 1, 2)).add_fn(|t| t.relu()),
-            );
-            let c2 = g.add(
-                c1,
-                nn::seq().add(conv(&root / "c2", 2, 2)).add_fn(|t| t.relu()),
-            );
-            let c3 = g.add(c2, conv(&root / "c3", 2, 2));
-            let s = g.add_fn(&[c1, c3], |xs: &[Tensor]| (&xs[0] + &xs[1]).relu());
-            let out = g.add(
-                s,
-                nn::seq().add_fn(|t| t.flatten(1, -1)).add(nn::linear(
-                    &root / "out",
-                    50,
-                    3,
-                    Default::default(),
-                )),
-            );
-            [c1, c2, c3, s, out].iter().map(|n| n.index()).collect()
-        }
-        Net::Tied => {
-            // h2 = tanh(sh(h1)), h3 = tanh(sh(h2)) with the same Linear `sh`;
-            // out = lin(h3 + h1).
-            let h1 = g.add(x0, tanh_linear(&root / "h1", 5, 6));
-            let sh = nn::linear(&root / "sh", 6, 6, Default::default());
-            let sh_again = nn::Linear {
-                ws: sh.ws.shallow_clone(),
-                bs: sh.bs.as_ref().map(|b| b.shallow_clone()),
-            };
-            let h2 = g.add(h1, nn::seq().add(sh).add_fn(|t| t.tanh()));
-            let h3 = g.add(h2, nn::seq().add(sh_again).add_fn(|t| t.tanh()));
-            let lin = nn::linear(&root / "out", 6, 3, Default::default());
-            let out = g.add_fn(&[h3, h1], move |xs: &[Tensor]| {
-                lin.forward(&(&xs[0] + &xs[1]))
-            });
-            [h1, h2, h3, out].iter().map(|n| n.index()).collect()
-        }
+    assert_eq!(g.input().index(), 0);
+    add_nodes(&mut g, &vs.root(), net);
+    let nodes = match net {
+        Net::Res => 6,    // h1, h2, s = h1 + h2, h3, s2 = s + h3, out
+        Net::Fan => 5,    // h, a, b, c, out
+        Net::Concat => 3, // h1, h2, out
+        Net::ResCnn => 5, // c1, c2, c3, s, out
+        Net::Tied => 4,   // h1, h2, h3, out
+        other => panic!("{other:?} has no golden file"),
     };
-    let n = ids.len();
-    assert_eq!(ids, (1..=n).collect::<Vec<_>>(), "{net:?}: node numbering");
-    assert_eq!(g.len(), n, "{net:?}: g.len()");
+    assert_eq!(g.len(), nodes, "{net:?}: node count");
     g
 }
 
@@ -134,6 +35,7 @@ fn loss_of(net: Net) -> fn(&Tensor, &Tensor) -> Tensor {
     match net {
         Net::Res | Net::Fan | Net::Tied => loss::mse,
         Net::Concat | Net::ResCnn => loss::cross_entropy,
+        other => panic!("{other:?} has no golden file"),
     }
 }
 
