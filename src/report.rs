@@ -70,14 +70,3 @@ pub struct PcOutput {
     /// Iterations, stop reason and energies.
     pub report: PcReport,
 }
-
-impl PcOutput {
-    /// Every tensor of the output.
-    pub(crate) fn tensors(&self) -> impl Iterator<Item = &Tensor> {
-        self.vhat
-            .iter()
-            .chain(&self.v)
-            .chain(&self.epsilon)
-            .chain([&self.loss, &self.dldy])
-    }
-}

@@ -1,7 +1,7 @@
-//! How the updates reach `.grad`: an existing `.grad` takes over the memory of its update
-//! when nothing else can see that memory, and gets a copy otherwise. Either way the values
-//! are the updates, a handle to `.grad` taken before the call sees them, and no `.grad`
-//! shares memory with another one or with the call's output.
+//! How the updates reach `.grad`: written into the existing `.grad` (a handle taken before
+//! the call sees them), and never sharing memory with another `.grad` or with the call's
+//! output, even where autograd gives several parameters and a node's error one and the same
+//! tensor.
 
 mod common;
 
@@ -43,9 +43,8 @@ fn output_tensors(out: &PcOutput) -> Vec<Tensor> {
         .collect()
 }
 
-/// A `.grad` handle taken before a call holds that call's updates afterwards, for every
-/// algorithm; the updates of a plain MLP are handed over (no copy: the `.grad` memory is
-/// new), and Exact's equal backprop's on the new batch.
+/// A `.grad` handle taken before a call holds that call's updates afterwards, in the same
+/// memory, for every algorithm; Exact's equal backprop's on the new batch.
 #[test]
 fn a_grad_handle_taken_before_the_call_holds_the_new_updates() {
     let _rng = rng_lock();
@@ -61,10 +60,10 @@ fn a_grad_handle_taken_before_the_call_holds_the_new_updates() {
         for ((v, h), ptr) in vars.iter().zip(&held).zip(before) {
             let g = v.grad();
             assert!(h.equal(&g), "{err_type}: a held handle sees the update");
-            assert_ne!(
+            assert_eq!(
                 g.data_ptr() as usize,
                 ptr,
-                "{err_type}: the update was handed over"
+                "{err_type}: the update is written into the existing .grad"
             );
         }
         if err_type == ErrType::Exact {
@@ -74,11 +73,11 @@ fn a_grad_handle_taken_before_the_call_holds_the_new_updates() {
 }
 
 /// A node `h + p1 + p2` with batch-shaped parameters: autograd gives `p1`, `p2` and the
-/// node's `ε` one and the same tensor. Each `.grad` gets memory of its own, disjoint from
+/// node's `ε` one and the same tensor. Each `.grad` keeps memory of its own, disjoint from
 /// the other's and from every output tensor, with the right values (`∂ℓ/∂p = ε` of the
 /// node for Exact; the same update for both parameters for every algorithm).
 #[test]
-fn updates_that_alias_each_other_or_the_output_are_copied() {
+fn updates_that_alias_each_other_or_the_output_stay_apart() {
     let _rng = rng_lock();
     for err_type in [ErrType::Exact, ErrType::FixedPred, ErrType::Strict] {
         tch::manual_seed(3);

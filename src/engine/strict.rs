@@ -333,7 +333,7 @@ fn incremental_step(ctx: &mut Ctx<'_, '_>, ev: &Eval, eps: &[Tensor]) -> Result<
             }
         })
         .collect::<Result<_>>()?;
-    grads::write(&ctx.vars, &g, None)?;
+    grads::write(&ctx.vars, &g)?;
     if let Some(opt) = ctx.optimizer.as_deref_mut() {
         guard::catch(|| tch::no_grad(|| opt.step())).map_err(|c| match c {
             Caught::Error(e) => e,

@@ -330,10 +330,7 @@ impl<'a> PcInfer<'a> {
             let result = this
                 .compute(graph, loss, x, y, true, &state, seed, opt.as_deref_mut())
                 .and_then(|c| {
-                    // The updates are ours to hand over to `.grad`, as long as they share no
-                    // memory with what the call returns or was given.
-                    let held: Vec<&Tensor> = c.out.tensors().chain([x, y]).collect();
-                    grads::write(&c.vars, &c.grads, Some(&held))?;
+                    grads::write(&c.vars, &c.grads)?;
                     Ok(c)
                 });
             match result {
@@ -547,7 +544,7 @@ impl Snapshot {
             .into_iter()
             .filter_map(|(v, _, g)| g.map(|g| (v, g)))
             .unzip();
-        grads::write(&vars, &grads, None)?;
+        grads::write(&vars, &grads)?;
         Ok(())
     }
 }
@@ -568,12 +565,7 @@ impl Snapshot {
 ///   FixedPred, at the final beliefs for Strict; a parameter used by several nodes gets the
 ///   sum), written into the `.grad` of the trainable variables the model uses, overwritten,
 ///   not accumulated, so that `optimizer.step()` applies them. Frozen variables
-///   (`requires_grad` false) and variables the model does not use are left alone. An
-///   existing `.grad` takes over the memory of its update where nothing else can see it
-///   (no copy), and gets a copy otherwise: a handle `p.grad()` taken before the call holds
-///   the new values either way, but a view of the old `.grad` (a slice, say) keeps the old
-///   ones, as after PyTorch's `zero_grad(set_to_none=True)`. No `.grad` shares memory with
-///   another one or with the returned tensors.
+///   (`requires_grad` false) and variables the model does not use are left alone.
 ///
 /// `eta` and `n` are used by Strict and FixedPred (`eta` finite and > 0, `n ≥ 1`; Exact
 /// ignores both); `vinit` by Strict. Strict relaxations that diverge return
