@@ -143,3 +143,47 @@ fn updates_that_alias_each_other_or_the_output_stay_apart() {
         }
     }
 }
+
+/// A `.grad` of another shape than its variable (resized by the user) is replaced by the
+/// update, not added to with broadcasting, also in a call that creates the `.grad` of a
+/// layer that had none: the values equal those of the same call on clean `.grad`s.
+#[test]
+fn a_grad_of_another_shape_is_replaced_by_the_update() {
+    let _rng = rng_lock();
+    for err_type in [ErrType::Exact, ErrType::FixedPred, ErrType::Strict] {
+        for shape in [vec![4i64, 2, 3], vec![1]] {
+            tch::manual_seed(5);
+            let mut vs = nn::VarStore::new(CPU);
+            vs.set_kind(F64);
+            let root = vs.root();
+            let a = nn::linear(&root / "a", 3, 2, Default::default());
+            let aw = a.ws.shallow_clone();
+            let b = nn::linear(&root / "b", 2, 2, Default::default());
+            let bw = b.ws.shallow_clone();
+            let x = Tensor::randn([5, 3], (F64, CPU));
+            let y = Tensor::randn([5, 2], (F64, CPU));
+            // A first model gives `a` a .grad; `b` has none.
+            let mut first = Graph::new(&vs);
+            let a2 = nn::Linear {
+                ws: aw.shallow_clone(),
+                bs: a.bs.as_ref().map(|t| t.shallow_clone()),
+            };
+            first.add(first.input(), a2);
+            let y2 = Tensor::randn([5, 2], (F64, CPU));
+            pc_infer(&first, &loss::mse, &x, &y2, err_type, 0.1, 3, None).unwrap();
+            assert!(aw.grad().defined() && !bw.grad().defined());
+            let mut ga = aw.grad();
+            let _ = ga.resize_(shape.as_slice()).fill_(7.0);
+            let mut g = Graph::new(&vs);
+            let h = g.add(g.input(), a);
+            g.add(h, b);
+            pc_infer(&g, &loss::mse, &x, &y, err_type, 0.1, 3, None).unwrap();
+            let (got_a, got_b) = (aw.grad().copy(), bw.grad().copy());
+            assert_eq!(got_a.size(), aw.size(), "{err_type} {shape:?}");
+            // The same call again, on .grads of the right shape, gives the reference.
+            pc_infer(&g, &loss::mse, &x, &y, err_type, 0.1, 3, None).unwrap();
+            assert!(got_a.equal(&aw.grad()), "{err_type} {shape:?}: a's update");
+            assert!(got_b.equal(&bw.grad()), "{err_type} {shape:?}: b's update");
+        }
+    }
+}

@@ -691,6 +691,48 @@ fn embedding_model(kind: Kind, seed: i64) -> (nn::VarStore, Sequential, Tensor, 
     (vs, model, x, y)
 }
 
+/// An embedding with `sparse: true` gives every algorithm the updates of the same model
+/// with a dense embedding (written dense into `.grad`); Exact's equal backprop's.
+#[test]
+fn a_sparse_embedding_is_updated_like_a_dense_one() {
+    let _turn = serial();
+    let build = |sparse: bool| {
+        tch::manual_seed(41);
+        let mut vs = nn::VarStore::new(CPU);
+        let cfg = nn::EmbeddingConfig {
+            sparse,
+            ..Default::default()
+        };
+        let model = Sequential::new(&vs)
+            .add(nn::embedding(vs.root() / "emb", 10, 4, cfg))
+            .add(nn::linear(vs.root() / "out", 4, 2, Default::default()));
+        vs.set_kind(F64);
+        (vs, model)
+    };
+    let (dense_vs, dense) = build(false);
+    let (sparse_vs, sparse) = build(true);
+    let x = Tensor::randint(10, [6], (Kind::Int64, CPU));
+    let y = Tensor::randn([6, 2], (F64, CPU));
+    let bp = backprop(&dense_vs, &dense, &x, &y);
+    for err_type in ERR_TYPES {
+        for model in [&dense, &sparse] {
+            pc_infer(model, &loss::mse, &x, &y, err_type, 0.1, 5, None)
+                .unwrap_or_else(|e| panic!("{err_type}: {e}"));
+        }
+        for ((n, d), (_, s)) in trainable(&dense_vs)
+            .iter()
+            .zip(trainable(&sparse_vs).iter())
+        {
+            let (gd, gs) = (d.grad(), s.grad());
+            assert!(!gs.is_sparse(), "{err_type}: {n} written dense");
+            close(&format!("{err_type}: {n}"), &gs, &gd, 1e-12);
+        }
+        if err_type == ErrType::Exact {
+            grads_close("Exact, sparse embedding", &sparse_vs, &bp, 1e-10);
+        }
+    }
+}
+
 /// Token ids into an embedding: Exact is backprop, FixedPred (η = 1, n ≥ L) too, every
 /// algorithm runs (also with `relax_kind` on a float32 model and with `vinit`); the input
 /// comes back as the ids, its error as floating zeros.

@@ -1,33 +1,53 @@
 //! Writing parameter updates into `.grad`.
 
-use crate::error::Result;
+use crate::error::{PcError, Result};
 use crate::util;
 use tch::Tensor;
 
 /// Writes `grads[k]` into the `.grad` of `vars[k]`, overwriting, for every defined
 /// `grads[k]` (an undefined one means the model does not use the variable: its `.grad` is
-/// left as it is). Runs in grad mode whatever the caller's mode. The only fallible step,
-/// creating `.grad` where there is none yet, runs first, so that an error leaves every
-/// existing `.grad` untouched.
+/// left as it is). Runs in grad mode whatever the caller's mode.
+///
+/// * An existing `.grad` of the update's shape gets the update copied in (in the `.grad`'s
+///   own dtype).
+/// * An existing `.grad` of another shape (a user resized it) is replaced: its data become
+///   a copy of the update (`set_data`, in the `.grad`'s dtype), never added to with
+///   broadcasting.
+/// * A variable with no `.grad` gets one from autograd (the backward pass of `<v, g>`).
+///
+/// Everything that can fail (creating the `.grad`s, the replacements' copies) runs before
+/// any existing `.grad` changes, so that an error leaves them untouched.
 pub(crate) fn write(vars: &[Tensor], grads: &[Tensor]) -> Result<()> {
     let mut fresh: Vec<(&Tensor, &Tensor)> = Vec::new();
     let mut existing: Vec<(Tensor, &Tensor)> = Vec::new();
+    let mut replaced: Vec<(Tensor, Tensor)> = Vec::new();
     for (v, g) in vars.iter().zip(grads) {
         if !g.defined() {
             continue;
         }
         let cur = v.f_grad()?;
-        if cur.defined() && cur.size() == g.size() {
+        if !cur.defined() {
+            fresh.push((v, g));
+        } else if cur.size() == g.size() {
             existing.push((cur, g));
         } else {
-            fresh.push((v, g));
+            let data = tch::no_grad(|| util::copy(&g.f_to_kind(cur.kind())?))?;
+            if !cur.f_internal_has_compatible_shallow_copy_type(&data)? {
+                return Err(PcError::InvalidConfig(format!(
+                    "a trainable variable of shape {:?} has a .grad of shape {:?} that cannot \
+                     be replaced by a dense one (a sparse .grad?); set it to none (the \
+                     optimizer's zero_grad) before the call",
+                    v.size(),
+                    cur.size()
+                )));
+            }
+            replaced.push((cur, data));
         }
     }
     if !fresh.is_empty() {
         tch::with_grad(|| -> Result<()> {
-            // Variables with no .grad (or one of another shape, which autograd then refuses
-            // before anything is written): let autograd create it with value g (the backward
-            // of <v, g> is g · 1, exactly).
+            // Variables with no .grad: let autograd create it with value g (the backward of
+            // <v, g> is g · 1, exactly).
             let mut total: Option<Tensor> = None;
             for (v, g) in &fresh {
                 let term = util::dot(v, &g.f_to_kind(v.kind())?)?;
@@ -44,6 +64,9 @@ pub(crate) fn write(vars: &[Tensor], grads: &[Tensor]) -> Result<()> {
     }
     // `copy_` converts the dtype where the existing .grad has another one.
     tch::no_grad(|| -> Result<()> {
+        for (mut cur, data) in replaced {
+            cur.f_set_data(&data)?;
+        }
         for (mut cur, g) in existing {
             cur.f_copy_(g)?;
         }

@@ -447,6 +447,13 @@ impl<'a> PcInfer<'a> {
                     if !g.defined() {
                         return Ok(Tensor::default());
                     }
+                    // A sparse gradient (an embedding with `sparse: true`) is written dense:
+                    // the checks and the writes below work on dense tensors.
+                    let g = if g.is_sparse() {
+                        g.f_to_dense(None, false)?
+                    } else {
+                        g
+                    };
                     util::detached_as(g, if cast { Some(kind) } else { None })
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -565,7 +572,10 @@ impl Snapshot {
 ///   FixedPred, at the final beliefs for Strict; a parameter used by several nodes gets the
 ///   sum), written into the `.grad` of the trainable variables the model uses, overwritten,
 ///   not accumulated, so that `optimizer.step()` applies them. Frozen variables
-///   (`requires_grad` false) and variables the model does not use are left alone.
+///   (`requires_grad` false) and variables the model does not use are left alone; a tensor
+///   of another `VarStore` captured in a node is a constant (no update). An existing
+///   `.grad` keeps its dtype and its memory (the update is copied in), one of another shape
+///   is replaced; a sparse update (an embedding with `sparse: true`) is written dense.
 ///
 /// `eta` and `n` are used by Strict and FixedPred (`eta` finite and > 0, `n ≥ 1`; Exact
 /// ignores both); `vinit` by Strict. Strict relaxations that diverge return
