@@ -155,11 +155,13 @@ pub enum PcError {
     NonFiniteGradient(String),
 
     /// The feed-forward pass made a buffer non-finite (BatchNorm's running variance after
-    /// a batch with a single value per channel, whose unbiased variance is 0/0); nothing is
-    /// written, and the buffers keep their values from before the call.
+    /// a batch with a single value per channel, whose unbiased variance is 0/0, or running
+    /// statistics of an input that holds NaN or infinities); nothing is written, and the
+    /// buffers keep their values from before the call.
     #[error(
         "the feed-forward pass made the buffer {0} non-finite (a BatchNorm in training mode \
-         needs more than one value per channel: use a larger batch, or eval mode)"
+         needs more than one value per channel and finite inputs: check x for NaN or \
+         infinities, use a larger batch, or eval mode)"
     )]
     NonFiniteBuffer(String),
 

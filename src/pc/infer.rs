@@ -175,8 +175,10 @@ impl<'a> PcInfer<'a> {
     }
 
     /// Initial beliefs for Strict, one tensor per node shaped like `vhat` (index 0 is
-    /// ignored, and may be `Tensor::default()`: the input is clamped to `x`). Validated for
-    /// every algorithm, used by Strict only.
+    /// ignored, and may be `Tensor::default()`: the input is clamped to `x`). Its length,
+    /// shapes and dtypes are validated for every algorithm; its values are used by Strict
+    /// only (non-finite ones make the relaxation fail with an error, nothing written), and
+    /// Exact and FixedPred ignore them.
     ///
     /// ```
     /// let v0: Vec<tch::Tensor> = Vec::new();
