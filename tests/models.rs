@@ -691,8 +691,9 @@ fn embedding_model(kind: Kind, seed: i64) -> (nn::VarStore, Sequential, Tensor, 
     (vs, model, x, y)
 }
 
-/// An embedding with `sparse: true` gives every algorithm the updates of the same model
-/// with a dense embedding (written dense into `.grad`); Exact's equal backprop's.
+/// An embedding with `sparse: true` gives every algorithm, and incremental PC, the updates
+/// of the same model with a dense embedding (written dense into `.grad`); Exact's equal
+/// backprop's.
 #[test]
 fn a_sparse_embedding_is_updated_like_a_dense_one() {
     let _turn = serial();
@@ -730,6 +731,28 @@ fn a_sparse_embedding_is_updated_like_a_dense_one() {
         if err_type == ErrType::Exact {
             grads_close("Exact, sparse embedding", &sparse_vs, &bp, 1e-10);
         }
+    }
+    // Incremental PC writes the updates and steps the optimizer after every sweep.
+    for (vs, model) in [(&dense_vs, &dense), (&sparse_vs, &sparse)] {
+        let mut opt = nn::Sgd::default().build(vs, 0.05).unwrap();
+        PcInfer::new(ErrType::Strict)
+            .eta(0.1)
+            .n(3)
+            .incremental(&mut opt)
+            .run(model, &loss::mse, &x, &y)
+            .unwrap_or_else(|e| panic!("incremental: {e}"));
+    }
+    for ((n, d), (_, s)) in trainable(&dense_vs)
+        .iter()
+        .zip(trainable(&sparse_vs).iter())
+    {
+        close(&format!("incremental: {n}"), s, d, 1e-12);
+        close(
+            &format!("incremental: {n}.grad"),
+            &s.grad(),
+            &d.grad(),
+            1e-12,
+        );
     }
 }
 

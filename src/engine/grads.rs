@@ -31,7 +31,8 @@ pub(crate) fn write(vars: &[Tensor], grads: &[Tensor]) -> Result<()> {
         } else if cur.size() == g.size() {
             existing.push((cur, g));
         } else {
-            let data = tch::no_grad(|| util::copy(&g.f_to_kind(cur.kind())?))?;
+            // A copy of its own in the .grad's dtype (one op, converting or not).
+            let data = tch::no_grad(|| g.f_to_dtype(cur.kind(), false, true))?;
             if !cur.f_internal_has_compatible_shallow_copy_type(&data)? {
                 return Err(PcError::InvalidConfig(format!(
                     "a trainable variable of shape {:?} has a .grad of shape {:?} that cannot \

@@ -264,7 +264,7 @@ impl Ctx<'_, '_> {
             .iter()
             .map(|t| util::or_zeros(g.next().unwrap_or_default(), t))
             .collect::<Result<Vec<_>>>()?;
-        let mut vars: Vec<Tensor> = g.collect();
+        let mut vars = dense(g.collect())?;
         vars.resize_with(self.vars.len(), Tensor::default);
         Ok((loss.f_detach()?, at, vars))
     }
@@ -281,7 +281,7 @@ impl Ctx<'_, '_> {
             return Ok(self.vars.iter().map(|_| Tensor::default()).collect());
         }
         let vars: Vec<Tensor> = self.vars.iter().map(|v| v.shallow_clone()).collect();
-        let mut g = util::grads(&roots, &vars, keep_graph)?;
+        let mut g = dense(util::grads(&roots, &vars, keep_graph)?)?;
         g.resize_with(self.vars.len(), Tensor::default);
         Ok(g)
     }
@@ -304,6 +304,21 @@ impl Ctx<'_, '_> {
             Ok(self.x.f_zeros_like()?.f_to_kind(like.kind())?)
         }
     }
+}
+
+/// Parameter gradients as dense tensors: autograd gives a sparse one for an embedding with
+/// `sparse: true`, and the checks and `.grad` writes work on dense tensors.
+fn dense(grads: Vec<Tensor>) -> Result<Vec<Tensor>> {
+    grads
+        .into_iter()
+        .map(|g| {
+            Ok(if g.defined() && g.is_sparse() {
+                g.f_to_dense(None, false)?
+            } else {
+                g
+            })
+        })
+        .collect()
 }
 
 /// Detached copies (sharing storage) of `ts`.

@@ -449,13 +449,6 @@ impl<'a> PcInfer<'a> {
                     if !g.defined() {
                         return Ok(Tensor::default());
                     }
-                    // A sparse gradient (an embedding with `sparse: true`) is written dense:
-                    // the checks and the writes below work on dense tensors.
-                    let g = if g.is_sparse() {
-                        g.f_to_dense(None, false)?
-                    } else {
-                        g
-                    };
                     util::detached_as(g, if cast { Some(kind) } else { None })
                 })
                 .collect::<Result<Vec<_>>>()?;
